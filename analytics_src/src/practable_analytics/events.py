@@ -1,0 +1,30 @@
+"""The stored form of one received message (shared by the handler and the store)."""
+
+from dataclasses import dataclass
+from typing import Optional
+
+EVENT_TYPES = ("analytics", "log", "feedback", "request", "invalid")
+
+
+@dataclass(frozen=True)
+class Event:
+    """One received message as the store keeps it.
+
+    ``node`` is the index of the mapped task-graph node for ``analytics`` events (None when the log
+    name maps to no node of the experiment). ``state``/``subject`` are set for feedback reports that
+    count towards the enjoyment indicator only. ``raw`` is the message as JSON text, or the received
+    text for ``invalid`` events.
+    """
+
+    type: str
+    user: Optional[str]
+    exp: Optional[str]
+    course: Optional[str]
+    hardware: Optional[str]
+    t: Optional[int]
+    log: Optional[str]
+    node: Optional[int]
+    raw: str
+    state: Optional[str] = None
+    subject: Optional[str] = None
+    stream: Optional[str] = None
