@@ -1,0 +1,308 @@
+"""Experiment definitions and comparison graphs, loaded from data files.
+
+An experiment is a JSON file ``<name>.json`` (nodes in order, raw log name -> node map, unit positions
+for centroids, drawing positions in pixels, feedback subjects, and optionally per course the centroid
+keys the dashboard reads). Comparison graphs are CSV files ``<exp>-<course>-<task>.csv`` whose first
+row and first column name the nodes (row = from). A course exists when it has at least one graph.
+
+The package ships spinner and pendulum with their graphs; an operator directory may add experiments
+and graphs, or replace shipped ones with the same name. Any invalid file raises
+:class:`DefinitionError` with the file name and the problem.
+"""
+
+import csv
+import io
+import json
+import math
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Tuple
+
+import numpy as np
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
+"""Experiment and course names: no ``-`` (it separates exp, course and task in graph names)."""
+TASK_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
+MAX_NODES = 64
+MAX_FILE_BYTES = 1 << 20
+RESERVED_CENTROID_KEYS = ("student", "all", "vertices")
+
+
+class DefinitionError(ValueError):
+    """An experiment or graph file is invalid; the message starts with the file name."""
+
+
+@dataclass(frozen=True)
+class Course:
+    """The comparison graphs of one experiment and course."""
+
+    name: str
+    graphs: Mapping[str, np.ndarray]
+    """Full graph name (``spinner-engdes1-2``) -> float64 (n, n) matrix in the experiment's node order."""
+    all_graph: Optional[str]
+    """``<exp>-<course>-all`` when that graph exists."""
+    centroid_keys: Mapping[str, str]
+    """Response key (``task1core``) -> full graph name, for the centroids answer."""
+
+
+@dataclass(frozen=True)
+class Experiment:
+    """One kind of lab (spinner, pendulum, ...)."""
+
+    name: str
+    nodes: Tuple[str, ...]
+    log_map: Mapping[str, int]
+    unit_positions: np.ndarray
+    draw_positions: np.ndarray
+    courses: Mapping[str, Course]
+    feedback_subjects: Tuple[str, ...]
+
+    def resolve_graph(self, course: str, name: str) -> Optional[str]:
+        """Full name of a comparison graph of this experiment given as a full name or a task suffix.
+
+        ``name`` may be any graph of the experiment (``spinner-cie3-all``) or a task of ``course``
+        (``all`` -> ``spinner-<course>-all``). None when there is no such graph.
+        """
+        for c in self.courses.values():
+            if name in c.graphs:
+                return name
+        c = self.courses.get(course)
+        if c is not None:
+            full = f"{self.name}-{course}-{name}"
+            if full in c.graphs:
+                return full
+        return None
+
+    def graph(self, name: str) -> Optional[np.ndarray]:
+        """The matrix of a graph of this experiment by full name."""
+        course = self.courses.get(_course_of(self.name, name))
+        return None if course is None else course.graphs.get(name)
+
+
+@dataclass(frozen=True)
+class _Definition:
+    """An experiment as read from JSON, before its graphs are attached."""
+
+    name: str
+    nodes: Tuple[str, ...]
+    log_map: Dict[str, int]
+    unit_positions: np.ndarray
+    draw_positions: np.ndarray
+    feedback_subjects: Tuple[str, ...]
+    centroid_keys: Dict[str, Dict[str, str]]  # course -> key -> task suffix
+
+
+def _course_of(exp: str, graph: str) -> str:
+    rest = graph[len(exp) + 1 :] if graph.startswith(exp + "-") else ""
+    return rest.split("-", 1)[0]
+
+
+def _fail(path: Path, problem: str) -> DefinitionError:
+    return DefinitionError(f"{path.name}: {problem}")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise _fail(path, f"larger than {MAX_FILE_BYTES} bytes")
+        return path.read_text(encoding="utf-8-sig")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise _fail(path, f"cannot read: {exc}") from exc
+
+
+def _position_table(path: Path, value: Any, key: str, nodes: Tuple[str, ...]) -> np.ndarray:
+    if not isinstance(value, dict) or set(value) != set(nodes):
+        raise _fail(path, f"'{key}' must be an object with exactly one [x, y] per node")
+    out = np.zeros((len(nodes), 2), dtype=np.float64)
+    for i, node in enumerate(nodes):
+        pair = value[node]
+        ok = isinstance(pair, list) and len(pair) == 2
+        ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
+        if not ok or not all(math.isfinite(v) for v in pair):
+            raise _fail(path, f"'{key}.{node}' must be [x, y] with finite numbers")
+        out[i] = pair
+    return out
+
+
+def _str_list(path: Path, value: Any, key: str) -> List[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+        raise _fail(path, f"'{key}' must be a list of non-empty strings")
+    if len(set(value)) != len(value):
+        raise _fail(path, f"'{key}' has duplicates")
+    return list(value)
+
+
+def parse_experiment(path: Path) -> _Definition:
+    """Read and validate one experiment JSON file."""
+    try:
+        doc = json.loads(_read_text(path))
+    except ValueError as exc:
+        raise _fail(path, f"invalid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise _fail(path, "must be a JSON object")
+    required = ("name", "nodes", "logs", "unit_positions", "draw_positions")
+    missing = [k for k in required if k not in doc]
+    if missing:
+        raise _fail(path, f"missing key(s): {', '.join(missing)}")
+    unknown = set(doc) - {*required, "feedback_subjects", "courses"}
+    if unknown:
+        raise _fail(path, f"unknown key(s): {', '.join(sorted(unknown))}")
+    name = doc["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name):
+        raise _fail(path, "'name' must match [A-Za-z0-9_]{1,64}")
+    if name != path.stem:
+        raise _fail(path, f"'name' {name!r} differs from the file name")
+    nodes = tuple(_str_list(path, doc["nodes"], "nodes"))
+    if not 2 <= len(nodes) <= MAX_NODES:
+        raise _fail(path, f"'nodes' must have 2..{MAX_NODES} entries")
+    logs = doc["logs"]
+    if not isinstance(logs, dict):
+        raise _fail(path, "'logs' must be an object from log name to node")
+    log_map: Dict[str, int] = {}
+    for log, node in logs.items():
+        if node not in nodes:
+            raise _fail(path, f"'logs.{log}' names unknown node {node!r}")
+        log_map[log] = nodes.index(node)
+    subjects = _str_list(path, doc.get("feedback_subjects", []), "feedback_subjects")
+    courses = doc.get("courses", {})
+    if not isinstance(courses, dict):
+        raise _fail(path, "'courses' must be an object")
+    keys: Dict[str, Dict[str, str]] = {}
+    for course, spec in courses.items():
+        if not NAME_RE.match(course):
+            raise _fail(path, f"course name {course!r} must match [A-Za-z0-9_]{{1,64}}")
+        ck = spec.get("centroid_keys", {}) if isinstance(spec, dict) else None
+        if not isinstance(ck, dict) or set(spec) - {"centroid_keys"}:
+            raise _fail(path, f"'courses.{course}' must be {{\"centroid_keys\": {{key: task}}}}")
+        for key, task in ck.items():
+            if key in RESERVED_CENTROID_KEYS or not isinstance(task, str) or not TASK_RE.match(task):
+                raise _fail(path, f"'courses.{course}.centroid_keys.{key}' is invalid")
+        keys[course] = dict(ck)
+    return _Definition(
+        name=name,
+        nodes=nodes,
+        log_map=log_map,
+        unit_positions=_position_table(path, doc["unit_positions"], "unit_positions", nodes),
+        draw_positions=_position_table(path, doc["draw_positions"], "draw_positions", nodes),
+        feedback_subjects=tuple(subjects),
+        centroid_keys=keys,
+    )
+
+
+def parse_graph(path: Path, nodes: Tuple[str, ...]) -> np.ndarray:
+    """Read one comparison graph CSV and return it in ``nodes`` order (row = from, column = to)."""
+    rows = [r for r in csv.reader(io.StringIO(_read_text(path))) if any(c.strip() for c in r)]
+    if not rows:
+        raise _fail(path, "empty file")
+    header = [c.strip() for c in rows[0][1:]]
+    names = [r[0].strip() for r in rows[1:]]
+    expected = sorted(nodes)
+    for what, got in (("header row", header), ("first column", names)):
+        if sorted(got) != expected:
+            raise _fail(path, f"{what} names {sorted(got)} do not match the nodes {expected}")
+    n = len(nodes)
+    matrix = np.zeros((n, n), dtype=np.float64)
+    col_index = [nodes.index(h) for h in header]
+    for r, row in enumerate(rows[1:], start=2):
+        if len(row) != n + 1:
+            raise _fail(path, f"row {r} has {len(row) - 1} values, expected {n}")
+        i = nodes.index(row[0].strip())
+        for j, cell in zip(col_index, row[1:]):
+            try:
+                value = float(cell)
+            except ValueError:
+                raise _fail(path, f"row {r}: {cell!r} is not a number") from None
+            if not math.isfinite(value) or value < 0:
+                raise _fail(path, f"row {r}: {cell!r} must be finite and >= 0")
+            matrix[i, j] = value
+    return matrix
+
+
+class Registry:
+    """All known experiments with their courses and comparison graphs (read-only after load)."""
+
+    def __init__(self, experiments: Mapping[str, Experiment]) -> None:
+        self._experiments = dict(experiments)
+        self._graphs: Dict[str, Tuple[Experiment, np.ndarray]] = {}
+        for exp in self._experiments.values():
+            for course in exp.courses.values():
+                for gname, matrix in course.graphs.items():
+                    self._graphs[gname] = (exp, matrix)
+
+    @classmethod
+    def load(cls, extra_dir: Optional[Path] = None) -> "Registry":
+        """Load the package data, then ``extra_dir`` (``*.json`` and ``*.csv``) over it."""
+        dirs = [(DATA_DIR / "experiments", DATA_DIR / "graphs")]
+        if extra_dir is not None:
+            extra = Path(extra_dir)
+            if not extra.is_dir():
+                raise DefinitionError(f"{extra}: not a directory")
+            dirs.append((extra, extra))
+        defs: Dict[str, _Definition] = {}
+        graph_files: Dict[str, Path] = {}
+        for exp_dir, graph_dir in dirs:
+            for path in sorted(exp_dir.glob("*.json")):
+                d = parse_experiment(path)
+                defs[d.name] = d
+            for path in sorted(graph_dir.glob("*.csv")):
+                graph_files[path.stem] = path
+        graphs: Dict[str, Dict[str, Dict[str, np.ndarray]]] = {name: {} for name in defs}
+        for gname, path in graph_files.items():
+            owners = [e for e in defs if gname.startswith(e + "-")]
+            if not owners:
+                raise _fail(path, f"no experiment for graph name {gname!r} (want <exp>-<course>-<task>)")
+            exp = max(owners, key=len)
+            parts = gname[len(exp) + 1 :].split("-", 1)
+            if len(parts) != 2 or not NAME_RE.match(parts[0]) or not TASK_RE.match(parts[1]):
+                raise _fail(path, f"graph name {gname!r} is not <exp>-<course>-<task>")
+            graphs[exp].setdefault(parts[0], {})[gname] = parse_graph(path, defs[exp].nodes)
+        experiments = {}
+        for name, d in defs.items():
+            courses = {}
+            for cname, cgraphs in graphs[name].items():
+                keys = {}
+                for key, task in d.centroid_keys.get(cname, {}).items():
+                    full = f"{name}-{cname}-{task}"
+                    if full not in cgraphs:
+                        problem = f"centroid key {key!r} of course {cname!r} names missing graph {full}"
+                        raise DefinitionError(f"{name}.json: {problem}")
+                    keys[key] = full
+                if not keys:  # undeclared course: every task graph under its task name
+                    prefix = len(name) + len(cname) + 2
+                    keys = {g[prefix:]: g for g in sorted(cgraphs)}
+                    keys = {k: g for k, g in keys.items() if k not in RESERVED_CENTROID_KEYS}
+                for m in cgraphs.values():
+                    m.setflags(write=False)
+                all_name = f"{name}-{cname}-all"
+                courses[cname] = Course(
+                    name=cname,
+                    graphs=dict(sorted(cgraphs.items())),
+                    all_graph=all_name if all_name in cgraphs else None,
+                    centroid_keys=keys,
+                )
+            for arr in (d.unit_positions, d.draw_positions):
+                arr.setflags(write=False)
+            experiments[name] = Experiment(
+                name=name,
+                nodes=d.nodes,
+                log_map=d.log_map,
+                unit_positions=d.unit_positions,
+                draw_positions=d.draw_positions,
+                courses=courses,
+                feedback_subjects=d.feedback_subjects,
+            )
+        return cls(experiments)
+
+    def experiment(self, name: str) -> Optional[Experiment]:
+        """The experiment called ``name``, or None."""
+        return self._experiments.get(name)
+
+    def experiments(self) -> List[str]:
+        """Names of all experiments, sorted."""
+        return sorted(self._experiments)
+
+    def graph(self, name: str) -> Optional[Tuple[Experiment, np.ndarray]]:
+        """The experiment and matrix of a comparison graph by full name, or None."""
+        return self._graphs.get(name)
