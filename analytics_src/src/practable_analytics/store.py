@@ -1,0 +1,554 @@
+"""The event store: one SQLite file (WAL) shared by every process that serves a lab device.
+
+What it keeps:
+
+- ``events``: every received message, never deleted by normal operation. ``id`` is the global arrival
+  order (the order in which batches were committed, across processes).
+- ``transitions``: the exact directly-follows counts of each student's task graph, per
+  (user, exp, course), over the ``analytics`` events with a mapped node and a time, ordered by
+  (t, id). They are kept current as events arrive, including events that arrive out of ``t`` order
+  (the pair around the late event is removed and the two new pairs added), so a request only reads
+  at most n*n rows whatever the length of the history.
+- ``feedback``: counted feedback reports per (user, exp, course, state, subject).
+- ``legacy_markers`` / ``legacy_adjacency``: what ``import-legacy`` has read (idempotence) and the
+  adjacency matrices found in legacy CSV files (a baseline kept for export, never used for answers).
+
+Every write is one ``BEGIN IMMEDIATE`` transaction: the writer holds the database write lock from
+its first read of the chain to its commit, so several processes appending to the same student's
+chain cannot lose or double-count a transition.
+
+Durability: ``synchronous=NORMAL`` in WAL mode (the default here) never corrupts the file and loses
+nothing when a process crashes; after a power loss or OS crash the transactions committed since the
+last WAL sync (at most the last checkpoint interval, typically well under a second of events) may be
+rolled back as a whole, so counts and events stay consistent with each other. Pass
+``synchronous="FULL"`` to sync the WAL on every commit instead.
+"""
+
+import logging
+import sqlite3
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from practable_analytics.events import Event
+
+LOG = logging.getLogger(__name__)
+
+Key = Tuple[str, str, str]
+"""(user, exp, course)."""
+ChainItem = Tuple[int, int, int]
+"""(t, id, node) of one event in a student's chain."""
+Marker = Tuple[str, int, str, Optional[str]]
+"""(file name, line number, sha256 of the line, user) recorded by import-legacy."""
+
+EVENT_COLUMNS = (
+    "id",
+    "received_at",
+    "stream",
+    "type",
+    "user",
+    "exp",
+    "course",
+    "hardware",
+    "t",
+    "log",
+    "node",
+    "state",
+    "subject",
+    "raw",
+)
+TRANSITION_COLUMNS = ("user", "exp", "course", "src", "dst", "count")
+FEEDBACK_COLUMNS = ("user", "exp", "course", "state", "subject", "count")
+LEGACY_ADJACENCY_COLUMNS = ("user", "exp", "course", "src", "dst", "count", "file")
+
+# Each migration is a list of statements that takes the schema from version i to i + 1. Append only:
+# a released migration is never edited. The version lives in PRAGMA user_version.
+MIGRATIONS: Tuple[Tuple[str, ...], ...] = (
+    (  # 1: events, transition counts, feedback counts
+        """CREATE TABLE events (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            received_at REAL NOT NULL,
+            stream TEXT,
+            type TEXT NOT NULL,
+            user TEXT,
+            exp TEXT,
+            course TEXT,
+            hardware TEXT,
+            t INTEGER,
+            log TEXT,
+            node INTEGER,
+            state TEXT,
+            subject TEXT,
+            raw TEXT NOT NULL
+        )""",
+        """CREATE INDEX events_chain ON events (user, exp, course, t)
+            WHERE type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL""",
+        "CREATE INDEX events_user ON events (user)",
+        """CREATE TABLE transitions (
+            user TEXT NOT NULL,
+            exp TEXT NOT NULL,
+            course TEXT NOT NULL,
+            src INTEGER NOT NULL,
+            dst INTEGER NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (user, exp, course, src, dst)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE feedback (
+            user TEXT NOT NULL,
+            exp TEXT NOT NULL,
+            course TEXT NOT NULL,
+            state TEXT NOT NULL,
+            subject TEXT NOT NULL,
+            count INTEGER NOT NULL,
+            PRIMARY KEY (user, exp, course, state, subject)
+        ) WITHOUT ROWID""",
+    ),
+    (  # 2: import-legacy bookkeeping
+        """CREATE TABLE legacy_markers (
+            file TEXT NOT NULL,
+            line INTEGER NOT NULL,
+            sha256 TEXT NOT NULL,
+            user TEXT,
+            imported_at REAL NOT NULL,
+            PRIMARY KEY (file, line, sha256)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX legacy_markers_sha ON legacy_markers (sha256)",
+        "CREATE INDEX legacy_markers_user ON legacy_markers (user)",
+        """CREATE TABLE legacy_adjacency (
+            user TEXT NOT NULL,
+            exp TEXT NOT NULL,
+            course TEXT NOT NULL,
+            src INTEGER NOT NULL,
+            dst INTEGER NOT NULL,
+            count REAL NOT NULL,
+            file TEXT NOT NULL,
+            PRIMARY KEY (user, exp, course, src, dst)
+        ) WITHOUT ROWID""",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+# The chain of one (user, exp, course); every query matches the partial index events_chain.
+_SQL_LAST = (
+    "SELECT t, id, node FROM events WHERE user = ? AND exp = ? AND course = ?"
+    " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
+    " ORDER BY t DESC, id DESC LIMIT 1"
+)
+_SQL_PREV = (
+    "SELECT t, id, node FROM events WHERE user = ? AND exp = ? AND course = ?"
+    " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
+    " AND t <= ? ORDER BY t DESC, id DESC LIMIT 1"
+)
+_SQL_AFTER = (
+    "SELECT t, id, node FROM events WHERE user = ? AND exp = ? AND course = ?"
+    " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
+    " AND t > ? ORDER BY t, id"
+)
+_SQL_CHAIN = (
+    "SELECT node FROM events WHERE user = ? AND exp = ? AND course = ?"
+    " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
+    " ORDER BY t, id"
+)
+_SQL_INSERT = (
+    "INSERT INTO events (id, received_at, stream, type, user, exp, course, hardware, t, log, node, state,"
+    " subject, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+)
+_SQL_UPSERT_TRANSITION = (
+    "INSERT INTO transitions (user, exp, course, src, dst, count) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (user, exp, course, src, dst) DO UPDATE SET count = count + excluded.count"
+)
+_SQL_DROP_EMPTY = "DELETE FROM transitions WHERE user = ? AND exp = ? AND course = ? AND count <= 0"
+_SQL_UPSERT_FEEDBACK = (
+    "INSERT INTO feedback (user, exp, course, state, subject, count) VALUES (?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (user, exp, course, state, subject) DO UPDATE SET count = count + excluded.count"
+)
+_SQL_NEXT_ID = (
+    "SELECT max(coalesce((SELECT seq FROM sqlite_sequence WHERE name = 'events'), 0),"
+    " coalesce((SELECT max(id) FROM events), 0)) + 1"
+)
+
+
+class StoreError(RuntimeError):
+    """The database cannot be opened or used (message is one line, for the command line)."""
+
+
+def _in_chain(e: Event) -> bool:
+    return (
+        e.type == "analytics"
+        and e.node is not None
+        and e.t is not None
+        and e.user is not None
+        and e.exp is not None
+        and e.course is not None
+    )
+
+
+def _pairs(chain: Sequence[ChainItem], delta: Dict[Tuple[int, int], int], sign: int) -> None:
+    for a, b in zip(chain, chain[1:]):
+        pair = (a[2], b[2])
+        delta[pair] = delta.get(pair, 0) + sign
+
+
+def dfg(nodes: Sequence[int], n_nodes: int) -> np.ndarray:
+    """Directly-follows counts of a node sequence (row = from, column = to), from scratch."""
+    m = np.zeros((n_nodes, n_nodes), dtype=np.float64)
+    for a, b in zip(nodes, nodes[1:]):
+        m[a, b] += 1
+    return m
+
+
+class Store:
+    """One connection to the analytics database. One Store per thread; many processes may share a file."""
+
+    def __init__(
+        self,
+        path: Union[str, Path],
+        *,
+        busy_timeout_s: float = 30.0,
+        synchronous: str = "NORMAL",
+    ) -> None:
+        if synchronous not in ("NORMAL", "FULL"):
+            raise ValueError("synchronous must be NORMAL or FULL")
+        self.path = Path(path)
+        try:
+            self._conn = sqlite3.connect(
+                str(self.path), timeout=busy_timeout_s, isolation_level=None, cached_statements=64
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open database: {exc}") from exc
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
+            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+            self._conn.execute("PRAGMA foreign_keys = ON")
+            self._migrate()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path}: not a usable analytics database: {exc}") from exc
+        except StoreError:
+            self._conn.close()
+            raise
+
+    # ------------------------------------------------------------------ plumbing
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the database write lock from its start."""
+        conn = self._conn
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            yield conn
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        conn.execute("COMMIT")
+
+    def schema_version(self) -> int:
+        """The schema version of the open file (PRAGMA user_version)."""
+        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+
+    def _migrate(self) -> None:
+        if self.schema_version() == SCHEMA_VERSION:
+            return
+        with self._write() as conn:
+            version = self.schema_version()  # re-read under the lock: another process may have migrated
+            if version > SCHEMA_VERSION:
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this program's ({SCHEMA_VERSION})"
+                )
+            for number in range(version, SCHEMA_VERSION):
+                for statement in MIGRATIONS[number]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number + 1}")
+                LOG.info("%s: schema migrated to version %d", self.path, number + 1)
+
+    def close(self) -> None:
+        """Close the connection (the Store is unusable afterwards)."""
+        self._conn.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ writes
+
+    def add_events(self, events: Sequence[Event]) -> List[int]:
+        """Store ``events`` in one transaction and update the counts; returns their ids in order."""
+        if not events:
+            return []
+        with self._write() as conn:
+            return self._add_locked(conn, events)
+
+    def add_legacy(self, events: Sequence[Event], markers: Sequence[Marker]) -> List[int]:
+        """``add_events`` plus the import markers of the lines they came from, in one transaction."""
+        with self._write() as conn:
+            ids = self._add_locked(conn, events) if events else []
+            now = time.time()
+            conn.executemany(
+                "INSERT OR IGNORE INTO legacy_markers (file, line, sha256, user, imported_at)"
+                " VALUES (?, ?, ?, ?, ?)",
+                [(f, line, sha, user, now) for f, line, sha, user in markers],
+            )
+            return ids
+
+    def _add_locked(self, conn: sqlite3.Connection, events: Sequence[Event]) -> List[int]:
+        now = time.time()
+        first = int(conn.execute(_SQL_NEXT_ID).fetchone()[0])
+        ids = list(range(first, first + len(events)))
+        rows = []
+        chains: Dict[Key, List[ChainItem]] = {}
+        feedback: Dict[Tuple[str, str, str, str, str], int] = {}
+        for event_id, e in zip(ids, events):
+            t = None if e.t is None else int(e.t)
+            node = None if e.node is None else int(e.node)
+            rows.append(
+                (
+                    event_id,
+                    now,
+                    e.stream,
+                    e.type,
+                    e.user,
+                    e.exp,
+                    e.course,
+                    e.hardware,
+                    t,
+                    e.log,
+                    node,
+                    e.state,
+                    e.subject,
+                    e.raw,
+                )
+            )
+            if _in_chain(e):
+                key = (str(e.user), str(e.exp), str(e.course))
+                chains.setdefault(key, []).append((t, event_id, node))  # type: ignore[arg-type]
+            elif (
+                e.type == "feedback"
+                and e.state is not None
+                and e.subject is not None
+                and e.user is not None
+                and e.exp is not None
+                and e.course is not None
+            ):
+                fkey = (e.user, e.exp, e.course, e.state, e.subject)
+                feedback[fkey] = feedback.get(fkey, 0) + 1
+        # The chain deltas are computed before the new rows exist, so every query sees the old chain.
+        upserts = []
+        shrunk = []
+        for key, new in chains.items():
+            delta = self._chain_delta(conn, key, new)
+            if any(v < 0 for v in delta.values()):
+                shrunk.append(key)
+            upserts.extend((*key, a, b, d) for (a, b), d in delta.items() if d)
+        conn.executemany(_SQL_INSERT, rows)
+        if upserts:
+            conn.executemany(_SQL_UPSERT_TRANSITION, upserts)
+        if shrunk:
+            conn.executemany(_SQL_DROP_EMPTY, shrunk)
+        if feedback:
+            conn.executemany(_SQL_UPSERT_FEEDBACK, [(*k, v) for k, v in feedback.items()])
+        return ids
+
+    @staticmethod
+    def _chain_delta(conn: sqlite3.Connection, key: Key, new: List[ChainItem]) -> Dict[Tuple[int, int], int]:
+        """Change in the pair counts of ``key`` when the ``new`` items join its stored chain.
+
+        New items have larger ids than every stored one, so at equal t they go after the stored
+        items. Only the stored items from the predecessor of the earliest new item onwards can change
+        their neighbours; in the usual in-order case that is just the last stored item.
+        """
+        new.sort()
+        t0 = new[0][0]
+        last = conn.execute(_SQL_LAST, key).fetchone()
+        old: List[ChainItem]
+        if last is None:
+            old = []
+            merged = new
+        elif last[0] <= t0:
+            old = [last]
+            merged = [last, *new]
+        else:
+            prev = conn.execute(_SQL_PREV, (*key, t0)).fetchone()
+            after = [tuple(r) for r in conn.execute(_SQL_AFTER, (*key, t0))]
+            head = [] if prev is None else [prev]
+            old = head + after  # type: ignore[operator]
+            merged = head + sorted(after + new)  # type: ignore[operator]
+        delta: Dict[Tuple[int, int], int] = {}
+        _pairs(old, delta, -1)
+        _pairs(merged, delta, +1)
+        return delta
+
+    def set_legacy_adjacency(self, user: str, exp: str, course: str, matrix: np.ndarray, file: str) -> None:
+        """Replace the legacy baseline adjacency of (user, exp, course) (zero cells are not stored)."""
+        rows = [
+            (user, exp, course, int(i), int(j), float(matrix[i, j]), file)
+            for i, j in zip(*np.nonzero(matrix))
+        ]
+        with self._write() as conn:
+            conn.execute(
+                "DELETE FROM legacy_adjacency WHERE user = ? AND exp = ? AND course = ?", (user, exp, course)
+            )
+            conn.executemany(
+                "INSERT INTO legacy_adjacency (user, exp, course, src, dst, count, file)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                rows,
+            )
+
+    def forget(self, user: str) -> Dict[str, int]:
+        """Erase everything about ``user`` in one transaction; returns rows removed per table.
+
+        Besides the rows attributed to the user, invalid (unattributed) events whose raw text contains
+        the user id are removed too. Deleted content is overwritten (secure_delete) and the WAL is
+        checkpointed so the data does not linger in the file.
+        """
+        if not user:
+            raise ValueError("user must be a non-empty string")
+        removed: Dict[str, int] = {}
+        self._conn.execute("PRAGMA secure_delete = ON")
+        try:
+            with self._write() as conn:
+                removed["events"] = conn.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
+                removed["events"] += conn.execute(
+                    "DELETE FROM events WHERE user IS NULL AND instr(raw, ?) > 0", (user,)
+                ).rowcount
+                for table in ("transitions", "feedback", "legacy_markers", "legacy_adjacency"):
+                    removed[table] = conn.execute(f"DELETE FROM {table} WHERE user = ?", (user,)).rowcount  # noqa: S608
+        finally:
+            self._conn.execute("PRAGMA secure_delete = OFF")
+        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        return removed
+
+    # ------------------------------------------------------------------ reads for answers
+
+    def matrix(self, user: str, exp: str, course: str, n_nodes: int) -> np.ndarray:
+        """The student's adjacency matrix (float64, n_nodes x n_nodes): at most n*n rows read."""
+        m = np.zeros((n_nodes, n_nodes), dtype=np.float64)
+        for src, dst, count in self._conn.execute(
+            "SELECT src, dst, count FROM transitions WHERE user = ? AND exp = ? AND course = ?",
+            (user, exp, course),
+        ):
+            if 0 <= src < n_nodes and 0 <= dst < n_nodes:
+                m[src, dst] = count
+            else:
+                LOG.warning(
+                    "transition %d->%d of %s/%s outside %d nodes: ignored", src, dst, exp, course, n_nodes
+                )
+        return m
+
+    def feedback_counts(self, user: str, exp: str, course: str) -> Dict[str, int]:
+        """Counted feedback reports of the student by state (states never reported are absent)."""
+        return {
+            state: int(count)
+            for state, count in self._conn.execute(
+                "SELECT state, sum(count) FROM feedback WHERE user = ? AND exp = ? AND course = ?"
+                " GROUP BY state ORDER BY state",
+                (user, exp, course),
+            )
+        }
+
+    # ------------------------------------------------------------------ reads for commands
+
+    def chain(self, user: str, exp: str, course: str) -> List[int]:
+        """The student's node sequence ordered by (t, id): the definition the counts must equal."""
+        return [r[0] for r in self._conn.execute(_SQL_CHAIN, (user, exp, course))]
+
+    def count_events(self, user: Optional[str] = None) -> int:
+        """Number of stored events (of one user when given)."""
+        if user is None:
+            return int(self._conn.execute("SELECT count(*) FROM events").fetchone()[0])
+        return int(self._conn.execute("SELECT count(*) FROM events WHERE user = ?", (user,)).fetchone()[0])
+
+    def users(self) -> List[str]:
+        """Every user id that has at least one event."""
+        return [
+            r[0]
+            for r in self._conn.execute(
+                "SELECT DISTINCT user FROM events WHERE user IS NOT NULL ORDER BY user"
+            )
+        ]
+
+    def keys(self, user: Optional[str] = None) -> List[Key]:
+        """Every (user, exp, course) with events (of one user when given), sorted."""
+        sql = (
+            "SELECT DISTINCT user, exp, course FROM events"
+            " WHERE user IS NOT NULL AND exp IS NOT NULL AND course IS NOT NULL"
+        )
+        params: Tuple[str, ...] = ()
+        if user is not None:
+            sql += " AND user = ?"
+            params = (user,)
+        return [tuple(r) for r in self._conn.execute(sql + " ORDER BY user, exp, course", params)]  # type: ignore[misc]
+
+    def iter_events(self, chunk_size: int = 10000, user: Optional[str] = None) -> Iterator[List[tuple]]:
+        """All events in id order, in lists of at most ``chunk_size`` rows (columns: EVENT_COLUMNS)."""
+        cols = ", ".join(EVENT_COLUMNS)
+        last = 0
+        while True:
+            if user is None:
+                rows = self._conn.execute(
+                    f"SELECT {cols} FROM events WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
+                    (last, chunk_size),
+                ).fetchall()
+            else:
+                rows = self._conn.execute(
+                    f"SELECT {cols} FROM events WHERE user = ? AND id > ? ORDER BY id LIMIT ?",  # noqa: S608
+                    (user, last, chunk_size),
+                ).fetchall()
+            if not rows:
+                return
+            yield rows
+            last = rows[-1][0]
+
+    def _iter_table(self, table: str, columns: Sequence[str], chunk_size: int) -> Iterator[List[tuple]]:
+        cur = self._conn.execute(
+            f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns[:5])}"  # noqa: S608
+        )
+        while True:
+            rows = cur.fetchmany(chunk_size)
+            if not rows:
+                return
+            yield rows
+
+    def iter_transitions(self, chunk_size: int = 10000) -> Iterator[List[tuple]]:
+        """Transition counts (columns: TRANSITION_COLUMNS) in key order."""
+        return self._iter_table("transitions", TRANSITION_COLUMNS, chunk_size)
+
+    def iter_feedback(self, chunk_size: int = 10000) -> Iterator[List[tuple]]:
+        """Feedback counts (columns: FEEDBACK_COLUMNS) in key order."""
+        return self._iter_table("feedback", FEEDBACK_COLUMNS, chunk_size)
+
+    def iter_legacy_adjacency(self, chunk_size: int = 10000) -> Iterator[List[tuple]]:
+        """Legacy baseline adjacency cells (columns: LEGACY_ADJACENCY_COLUMNS)."""
+        return self._iter_table("legacy_adjacency", LEGACY_ADJACENCY_COLUMNS, chunk_size)
+
+    def legacy_markers(self, shas: Sequence[str]) -> Dict[str, List[Tuple[str, int]]]:
+        """For each given sha256 already imported: the (file, line) pairs it was imported from."""
+        found: Dict[str, List[Tuple[str, int]]] = {}
+        for i in range(0, len(shas), 500):
+            chunk = list(shas[i : i + 500])
+            marks = ", ".join("?" * len(chunk))
+            for sha, file, line in self._conn.execute(
+                f"SELECT sha256, file, line FROM legacy_markers WHERE sha256 IN ({marks})",  # noqa: S608
+                chunk,
+            ):
+                found.setdefault(sha, []).append((file, int(line)))
+        return found
+
+    def feedback_events(self, user: str, exp: str, course: str) -> List[Tuple[Optional[int], str, str]]:
+        """(t, state, subject) of the counted feedback events of a student (import-legacy dedup)."""
+        return [
+            (r[0], r[1], r[2])
+            for r in self._conn.execute(
+                "SELECT t, state, subject FROM events WHERE user = ? AND exp = ? AND course = ?"
+                " AND type = 'feedback' AND state IS NOT NULL AND subject IS NOT NULL",
+                (user, exp, course),
+            )
+        ]
