@@ -1,0 +1,141 @@
+#!/usr/bin/env bash
+# Build what the roles would otherwise fetch from the internet, so the scenarios converge offline:
+#   .cache/offline/go/go<ver>.linux-amd64.tar.gz (+ .sha256)  a Go tarball packed the way go.dev
+#       packs it (top directory go/), made from Debian's golang-go, for the golang role's
+#       "local tarball + checksum" path;
+#   .cache/offline/relay.git  a git repository of a fake practable relay (tests/fixtures/relay-repo
+#       + the relay stand-in) tagged v0.2.3, for the relay role's clone + go build path;
+#   .cache/offline/wheelhouse/  the analytics package and its serving dependencies as wheels for the
+#       container's Python (bullseye: CPython 3.9, manylinux x86_64), for pip --no-index;
+#   .cache/offline/inputs.yml  the facts above as Ansible variables (read by the scenarios).
+# Each part is rebuilt only when its inputs changed.
+# Usage: scripts/build-offline-inputs.sh     env OFFLINE_PARTS (default "go relay wheels")
+source "$(dirname "$0")/lib.sh"
+
+OUT="$CACHE/offline"
+TARGET_PY="${TARGET_PYTHON_VERSION:-3.9}"
+TARGET_PLATFORM="${TARGET_PLATFORM:-manylinux2014_x86_64}"
+PIP="$VENV/bin/pip"
+[ -x "$PIP" ] || PIP="python3 -m pip"
+mkdir -p "$OUT"
+
+stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
+
+# ---------- (a) Go tarball ----------
+go_tarball() {
+    command -v go >/dev/null || die "go missing: run scripts/setup.sh first (golang-go)"
+    local goroot ver arch name dir
+    goroot="$(go env GOROOT)"
+    ver="$(go env GOVERSION)"; ver="${ver#go}"
+    arch="$(go env GOARCH)"
+    name="go${ver}.linux-${arch}.tar.gz"
+    GO_VERSION="$ver"; GO_TARBALL="$OUT/go/$name"
+    if [ -s "$GO_TARBALL" ] && [ -s "$GO_TARBALL.sha256" ]; then
+        log "Go tarball $name cached"; return 0
+    fi
+    log "packing $goroot as $name"
+    dir="$(mktemp -d)"
+    mkdir -p "$dir/go" "$OUT/go"
+    # Debian spreads GOROOT over symlinks into /usr/share/go-*: follow them.
+    (cd "$goroot" && tar -chf - --exclude=./test --exclude=./misc/wasm --exclude=./pkg/obj . ) | tar -C "$dir/go" -xf -
+    [ -f "$dir/go/VERSION" ] || printf 'go%s\n' "$ver" > "$dir/go/VERSION"
+    [ -x "$dir/go/bin/go" ] && [ -x "$dir/go/bin/gofmt" ] && [ -d "$dir/go/pkg/tool" ] && [ -d "$dir/go/src/runtime" ] \
+        || die "GOROOT copy incomplete"
+    tar -C "$dir" -czf "$GO_TARBALL.tmp" --owner=0 --group=0 --numeric-owner go
+    rm -rf "$dir"
+    # Check it the way the role will use it: unpacked elsewhere, GOROOT auto-detected.
+    dir="$(mktemp -d)"
+    tar -C "$dir" -xzf "$GO_TARBALL.tmp"
+    (
+        unset GOROOT GOPATH GOFLAGS
+        export HOME="$dir" GOCACHE="$dir/cache" GOPATH="$dir/gopath" GOPROXY=off GOFLAGS=-mod=mod GOTOOLCHAIN=local
+        "$dir/go/bin/go" version | grep -q "go$ver" || die "unpacked go does not report $ver"
+        [ "$("$dir/go/bin/go" env GOROOT)" = "$dir/go" ] || die "GOROOT not auto-detected: $("$dir/go/bin/go" env GOROOT)"
+        mkdir -p "$dir/m" && cd "$dir/m"
+        printf 'module example.com/m\n\ngo 1.16\n' > go.mod
+        printf 'package main\n\nimport "fmt"\n\nfunc main() { fmt.Println("ok") }\n' > main.go
+        "$dir/go/bin/go" build -o m . && [ "$(./m)" = ok ] || die "go build with the unpacked tarball failed"
+    )
+    rm -rf "$dir"
+    mv "$GO_TARBALL.tmp" "$GO_TARBALL"
+    (cd "$OUT/go" && sha256sum "$name" > "$name.sha256")
+    log "Go tarball ready: $GO_TARBALL ($(du -h "$GO_TARBALL" | cut -f1))"
+}
+
+# ---------- (b) fake relay repository ----------
+relay_repo() {
+    local fixture="$ROOT/tests/fixtures/relay-repo" standin="$ROOT/tests/relay_standin/relay_standin.py"
+    [ -f "$standin" ] || die "missing $standin"
+    local key
+    key="$(cd "$ROOT" && cat "$standin" $(find "$fixture" -type f | sort) | sha256sum | cut -c1-16)"
+    RELAY_REPO="$OUT/relay.git"; RELAY_VERSION="v0.2.3"
+    if stamp_ok "$OUT/relay.stamp" "$key" && [ -d "$RELAY_REPO" ]; then
+        log "fake relay repository cached"; return 0
+    fi
+    log "assembling the fake relay repository (tag $RELAY_VERSION)"
+    local work
+    work="$(mktemp -d)"
+    cp -a "$fixture/." "$work/"
+    cp "$standin" "$work/cmd/session/relay_standin.py"
+    cp "$standin" "$work/cmd/relay/relay_standin.py"
+    (
+        cd "$work"
+        export GIT_AUTHOR_NAME=fixture GIT_AUTHOR_EMAIL=fixture@invalid GIT_COMMITTER_NAME=fixture \
+            GIT_COMMITTER_EMAIL=fixture@invalid GIT_AUTHOR_DATE="2023-01-20T00:00:00Z" \
+            GIT_COMMITTER_DATE="2023-01-20T00:00:00Z"
+        git init -q -b main . 2>/dev/null || { git init -q . && git checkout -q -b main; }
+        git add -A && git commit -q -m "fake relay for offline tests"
+        git tag v0.2.3
+        # Build offline exactly as the role will: no proxy, no requirements.
+        export GOPROXY=off GOFLAGS=-mod=mod GOCACHE="$work/.gocache" GOPATH="$work/.gopath" GOTOOLCHAIN=local
+        go build -o /dev/null ./cmd/session && go build -o /dev/null ./cmd/relay
+        rm -rf "$work/.gocache" "$work/.gopath"
+    ) || die "fake relay repository does not build offline"
+    rm -rf "$RELAY_REPO"
+    git clone -q --bare "$work" "$RELAY_REPO"
+    rm -rf "$work"
+    echo "$key" > "$OUT/relay.stamp"
+}
+
+# ---------- (c) wheelhouse for the container's Python ----------
+wheelhouse() {
+    local key
+    key="$(cd "$ROOT/analytics_src" && { find src pyproject.toml -type f | sort | xargs cat; echo "$TARGET_PY $TARGET_PLATFORM"; } | sha256sum | cut -c1-16)"
+    WHEELHOUSE="$OUT/wheelhouse"
+    if stamp_ok "$OUT/wheelhouse.stamp" "$key" && ls "$WHEELHOUSE"/practable_analytics-*.whl >/dev/null 2>&1; then
+        log "wheelhouse cached"; return 0
+    fi
+    log "building the wheelhouse for CPython $TARGET_PY $TARGET_PLATFORM"
+    rm -rf "$WHEELHOUSE.tmp"; mkdir -p "$WHEELHOUSE.tmp"
+    local build
+    build="$(mktemp -d)"
+    cp -a "$ROOT/analytics_src/." "$build/"
+    rm -rf "$build/build" "$build"/src/*.egg-info
+    $PIP wheel -q --no-deps -w "$WHEELHOUSE.tmp" "$build"
+    rm -rf "$build"
+    # The serving dependencies, as binary wheels for the target interpreter.
+    $PIP download -q --only-binary=:all: --python-version "$TARGET_PY" --platform "$TARGET_PLATFORM" \
+        --implementation cp -d "$WHEELHOUSE.tmp" "$(ls "$WHEELHOUSE.tmp"/practable_analytics-*.whl)" pip setuptools wheel
+    rm -rf "$WHEELHOUSE"; mv "$WHEELHOUSE.tmp" "$WHEELHOUSE"
+    echo "$key" > "$OUT/wheelhouse.stamp"
+    log "wheelhouse: $(ls "$WHEELHOUSE" | tr '\n' ' ')"
+}
+
+PARTS="${OFFLINE_PARTS:-go relay wheels}"
+case " $PARTS " in *" go "*) go_tarball ;; esac
+case " $PARTS " in *" relay "*) relay_repo ;; esac
+case " $PARTS " in *" wheels "*) wheelhouse ;; esac
+[ "$PARTS" = "go relay wheels" ] || { log "partial run ($PARTS): inputs.yml not written"; exit 0; }
+
+cat > "$OUT/inputs.yml" <<YML
+# Written by scripts/build-offline-inputs.sh: local stand-ins for every internet source.
+offline_dir: "$OUT"
+offline_go_version: "$GO_VERSION"
+offline_go_tarball: "$GO_TARBALL"
+offline_go_sha256: "$(cut -d' ' -f1 "$GO_TARBALL.sha256")"
+offline_relay_repo: "$RELAY_REPO"
+offline_relay_version: "$RELAY_VERSION"
+offline_wheelhouse: "$WHEELHOUSE"
+offline_analytics_wheel: "$(ls "$WHEELHOUSE"/practable_analytics-*.whl)"
+YML
+log "offline inputs in $OUT"

@@ -1,0 +1,26 @@
+# shellcheck shell=bash
+# Common helpers for the e2e scripts (sourced, never executed).
+# Sets ROOT (the repository), CACHE (.cache), VENV (.venv), SUDO (empty when root).
+set -euo pipefail
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+CACHE="${PRACTABLE_CACHE:-$ROOT/.cache}"
+VENV="${PRACTABLE_VENV:-$ROOT/.venv}"
+COLLECTIONS="$ROOT/.collections"
+if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
+export HOME="${HOME:-/root}"
+[ -d "$HOME" ] || HOME=/tmp
+export HOME PY_COLORS=0 ANSIBLE_FORCE_COLOR=0 ANSIBLE_NOCOLOR=1
+export DEBIAN_FRONTEND=noninteractive
+mkdir -p "$CACHE"
+
+log() { printf '==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
+die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+# timed NAME CMD...: runs CMD and appends "NAME seconds" to .cache/timings.txt
+timed() {
+    local name="$1"; shift
+    local start end
+    start=$(date +%s)
+    "$@"
+    end=$(date +%s)
+    printf '%s %ss\n' "$name" "$((end - start))" | tee -a "$CACHE/timings.txt" >&2
+}
