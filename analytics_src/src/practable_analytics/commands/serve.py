@@ -1,0 +1,69 @@
+"""``practable-analytics serve``: log and answer one or many relay streams until stopped."""
+
+import argparse
+import logging
+import os
+import signal
+import sys
+import threading
+from types import FrameType
+from typing import Optional
+
+from practable_analytics.service.config import ENV_PREFIX, ConfigError, add_arguments, resolve
+from practable_analytics.service.runner import Service, ServiceError
+
+LOG = logging.getLogger("practable_analytics.serve")
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    parser = subparsers.add_parser(
+        "serve",
+        help="store and answer the analytics streams of lab devices (runs until SIGTERM)",
+        description="Connect to relay streams, store every message, answer dashboard requests. "
+        "Every option can also be set as a PRACTABLE_ANALYTICS_* environment variable; see docs/serve.md.",
+    )
+    add_arguments(parser)
+    parser.set_defaults(func=run)
+
+
+def _fail(reason: str) -> int:
+    sys.stderr.write(f"practable-analytics: error: {reason}\n")
+    return 2
+
+
+def run(args: argparse.Namespace) -> int:
+    level = os.environ.get(ENV_PREFIX + "LOG_LEVEL", "").upper()
+    if getattr(args, "log_level", "INFO") == "INFO" and level in ("DEBUG", "INFO", "WARNING", "ERROR"):
+        logging.getLogger().setLevel(level)
+    try:
+        config = resolve(args)
+    except ConfigError as exc:
+        return _fail(str(exc))
+
+    # numpy and the engine load only when serving, not for every command's --help.
+    from practable_analytics.experiments import DefinitionError, Registry  # noqa: PLC0415
+    from practable_analytics.service.processing import HandlerProcessor  # noqa: PLC0415
+
+    try:
+        registry = Registry.load(extra_dir=config.graphs)
+    except DefinitionError as exc:
+        return _fail(f"invalid graphs: {exc}")
+    except OSError as exc:
+        return _fail(f"cannot read graphs: {exc}")
+
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: Optional[FrameType]) -> None:
+        LOG.info("received %s", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+
+    service = Service(config, lambda: HandlerProcessor(config.db, registry))
+    try:
+        service.start()
+    except ServiceError as exc:
+        service.shutdown(timeout_s=1.0)
+        return _fail(f"cannot open database: {exc}")
+    return service.run(stop)

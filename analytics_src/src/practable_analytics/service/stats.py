@@ -1,0 +1,72 @@
+"""Counters the threads update and the status file reports.
+
+Each plain counter has one writing thread (reader, sender or worker), so no lock is needed for it;
+error counts are written by several threads and sit behind a lock.
+"""
+
+import threading
+import time
+from datetime import datetime, timezone
+from typing import Dict, Optional
+
+
+def iso_time(epoch_s: Optional[float]) -> Optional[str]:
+    """ISO 8601 UTC text for an epoch time in seconds (None stays None)."""
+    if epoch_s is None:
+        return None
+    return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat(timespec="milliseconds")
+
+
+class StreamStats:
+    """What one stream did: connection state, traffic and errors by kind."""
+
+    def __init__(self, name: str, url: str) -> None:
+        self.name = name
+        self.url = url
+        self.connected = False
+        self.since: float = time.time()  # when `connected` last changed
+        self.connects = 0
+        self.received = 0  # data frames read from the relay (reader thread)
+        self.received_bytes = 0
+        self.last_event: Optional[float] = None  # receive time of the last data frame
+        self.requests = 0  # requests answered (worker thread)
+        self.answers_sent = 0  # answers whose every message went out (sender thread)
+        self.messages_sent = 0  # individual response messages sent (sender thread)
+        self.send_queue_high_water = 0
+        self._errors: Dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def set_connected(self, connected: bool, when: Optional[float] = None) -> None:
+        self.connected = connected
+        self.since = time.time() if when is None else when
+        if connected:
+            self.connects += 1
+
+    def error(self, kind: str, count: int = 1) -> None:
+        with self._lock:
+            self._errors[kind] = self._errors.get(kind, 0) + count
+
+    def errors(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._errors)
+
+
+class WorkerStats:
+    """What the worker did: batches committed, commit latency and errors by kind."""
+
+    def __init__(self) -> None:
+        self.batches = 0
+        self.messages = 0
+        self.max_batch = 0
+        self.max_commit_latency_s = 0.0  # receive -> handled, worst seen
+        self.last_commit: Optional[float] = None
+        self._errors: Dict[str, int] = {}
+        self._lock = threading.Lock()
+
+    def error(self, kind: str, count: int = 1) -> None:
+        with self._lock:
+            self._errors[kind] = self._errors.get(kind, 0) + count
+
+    def errors(self) -> Dict[str, int]:
+        with self._lock:
+            return dict(self._errors)

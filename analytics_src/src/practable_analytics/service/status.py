@@ -1,0 +1,171 @@
+"""The status file: a small JSON document the service rewrites atomically every interval.
+
+Written to a temporary file in the same directory, flushed, then renamed over the old one, so a
+reader (``practable-analytics status``, a monitoring script) never sees half a file.
+"""
+
+import json
+import os
+import sqlite3
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Mapping, Optional, Sequence
+from urllib.parse import quote
+
+from practable_analytics.service.inbox import Inbox
+from practable_analytics.service.sender import Sender
+from practable_analytics.service.stats import StreamStats, WorkerStats, iso_time
+
+STATUS_VERSION = 1
+
+
+def build(
+    *,
+    started: float,
+    db: Path,
+    inbox: Inbox,
+    streams: Sequence[StreamStats],
+    senders: Sequence[Sender],
+    worker: WorkerStats,
+    state: str,
+) -> Dict[str, Any]:
+    """The status document (plain JSON types only)."""
+    now = time.time()
+    per_stream = inbox.stream_snapshot(range(len(streams)))
+    out_streams: Dict[str, Dict[str, Any]] = {}
+    for s, sender, (pending, high_water) in zip(streams, senders, per_stream):
+        out_streams[s.name] = {
+            "url": s.url,
+            "connected": s.connected,
+            "since": iso_time(s.since),
+            "connects": s.connects,
+            "messages_received": s.received,
+            "bytes_received": s.received_bytes,
+            "requests": s.requests,
+            "answers_sent": s.answers_sent,
+            "messages_sent": s.messages_sent,
+            "answers_pending": sender.pending(),
+            "errors": s.errors(),
+            "queue_pending": pending,
+            "queue_high_water": high_water,
+            "send_queue_high_water": s.send_queue_high_water,
+            "last_event": iso_time(s.last_event),
+        }
+    return {
+        "version": STATUS_VERSION,
+        "pid": os.getpid(),
+        "state": state,
+        "started": iso_time(started),
+        "updated": iso_time(now),
+        "updated_epoch": round(now, 3),
+        "db": str(db),
+        "queue": inbox.snapshot(),
+        "worker": {
+            "messages": worker.messages,
+            "batches": worker.batches,
+            "max_batch": worker.max_batch,
+            "max_commit_latency_ms": round(worker.max_commit_latency_s * 1000.0, 3),
+            "last_commit": iso_time(worker.last_commit),
+            "errors": worker.errors(),
+        },
+        "streams": out_streams,
+    }
+
+
+def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
+    """Replace path with the JSON document in one rename (never a partial file)."""
+    directory = str(path.parent) if str(path.parent) else "."
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            json.dump(document, handle, indent=1, sort_keys=True)
+            handle.write("\n")
+            handle.flush()
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, str(path))
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        raise
+
+
+def read(path: Path) -> Dict[str, Any]:
+    """The status document at path; ValueError when it is not one."""
+    with open(str(path), encoding="utf-8") as handle:
+        document = json.load(handle)
+    if not isinstance(document, dict) or not isinstance(document.get("streams"), dict):
+        raise ValueError(f"{path}: not a practable-analytics status file")
+    return document
+
+
+def stream_event_counts(db: Path) -> Dict[str, Dict[str, Any]]:
+    """Per stream: number of stored events and the last receive time, read-only (never creates the file).
+
+    Events stored without a stream (replay, import-legacy) are counted under "".
+    """
+    uri = "file:" + _uri_path(db) + "?mode=ro"
+    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
+    try:
+        rows = conn.execute(
+            "SELECT COALESCE(stream, ''), COUNT(*), MAX(received_at) FROM events"
+            " GROUP BY COALESCE(stream, '')"
+        ).fetchall()
+    finally:
+        conn.close()
+    return {str(name): {"events": int(n), "last_received": iso_time(last)} for name, n, last in rows}
+
+
+def _uri_path(path: Path) -> str:
+    return quote(str(path.resolve()), safe="/")
+
+
+def render(documents: Sequence[Mapping[str, Any]], counts: Optional[Mapping[str, Mapping[str, Any]]],
+           now: Optional[float] = None) -> List[str]:  # fmt: skip
+    """Human-readable lines for the status command."""
+    now = time.time() if now is None else now
+    lines: List[str] = []
+    for doc in documents:
+        age = now - float(doc.get("updated_epoch") or 0.0)
+        stale = age > 10.0
+        lines.append(
+            f"service pid {doc.get('pid')}  state {doc.get('state')}  started {doc.get('started')}  "
+            f"updated {age:.1f} s ago{'  (STALE: not running?)' if stale else ''}"
+        )
+        q = doc.get("queue") or {}
+        w = doc.get("worker") or {}
+        lines.append(
+            f"  queue {q.get('depth')}/{q.get('limit')} (high-water {q.get('high_water')}, "
+            f"full {q.get('full_episodes')} times)  worker {w.get('messages')} messages in "
+            f"{w.get('batches')} batches, worst commit latency {w.get('max_commit_latency_ms')} ms"
+            + (f", errors {_errors(w.get('errors'))}" if w.get("errors") else "")
+        )
+        for name, s in sorted((doc.get("streams") or {}).items()):
+            state = "connected" if s.get("connected") else "DISCONNECTED"
+            lines.append(f"  {name}: {state} since {s.get('since')}  {s.get('url')}")
+            stored = ""
+            if counts is not None:
+                stored = f"  stored {counts.get(name, {}).get('events', 0)}"
+            lines.append(
+                f"    received {s.get('messages_received')}{stored}  requests {s.get('requests')}  "
+                f"answers sent {s.get('answers_sent')}  queue high-water {s.get('queue_high_water')}  "
+                f"last event {s.get('last_event')}"
+            )
+            if s.get("errors"):
+                lines.append(f"    errors {_errors(s.get('errors'))}")
+    if counts is not None:
+        lines.append("events stored per stream:")
+        if not counts:
+            lines.append("  (none)")
+        for name, c in sorted(counts.items()):
+            label = name if name else "(no stream: replay/import)"
+            lines.append(f"  {label}: {c.get('events')} events, last received {c.get('last_received')}")
+    return lines
+
+
+def _errors(errors: object) -> str:
+    if not isinstance(errors, dict):
+        return "?"
+    return ", ".join(f"{k}={v}" for k, v in sorted(errors.items()))
