@@ -1,0 +1,104 @@
+"""``replay``: feed recorded JSON-lines files through the live Handler, printing every answer.
+
+Each non-blank line of each file is one received text frame, handled with ``Handler.handle_texts`` in
+file order (the same validation, storage and answers as ``serve``). Each answer is written to stdout as
+one line in the wire form of :func:`practable_analytics.responses.encode`.
+"""
+
+import argparse
+import logging
+import os
+import sqlite3
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+from practable_analytics.experiments import DefinitionError, Registry
+from practable_analytics.handler import Handler
+from practable_analytics.responses import encode
+from practable_analytics.store import Store, StoreError
+
+LOG = logging.getLogger(__name__)
+BATCH_LINES = 1000
+PROG = "practable-analytics"
+
+
+def add_db_graphs(parser: argparse.ArgumentParser) -> None:
+    """The common ``--db`` and ``--graphs`` options with their environment defaults."""
+    parser.add_argument(
+        "--db",
+        default=os.environ.get("PRACTABLE_ANALYTICS_DB"),
+        help="SQLite database file (default: $PRACTABLE_ANALYTICS_DB)",
+    )
+    parser.add_argument(
+        "--graphs",
+        default=os.environ.get("PRACTABLE_ANALYTICS_GRAPHS") or None,
+        help="extra directory of experiment *.json and comparison graph *.csv files"
+        " (default: $PRACTABLE_ANALYTICS_GRAPHS)",
+    )
+
+
+def fail(reason: str, code: int = 1) -> int:
+    """Write the one-line error of the command line and return its exit code."""
+    sys.stderr.write(f"{PROG}: error: {reason}\n")
+    return code
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``replay`` subcommand."""
+    parser = subparsers.add_parser(
+        "replay",
+        help="feed JSON-lines files through the handler and print the answers",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_db_graphs(parser)
+    parser.add_argument("--stream", default=None, help="stream name recorded with the replayed events")
+    parser.add_argument("files", nargs="+", metavar="FILE", help="JSON-lines file(s), replayed in order")
+    parser.set_defaults(func=run)
+
+
+def _lines(path: Path) -> List[str]:
+    with path.open("r", encoding="utf-8", errors="replace", newline="") as f:
+        return [line.rstrip("\r\n") for line in f if line.strip()]
+
+
+def run(args: argparse.Namespace) -> int:
+    """Replay the files; exit 1 with one line on stderr for unreadable files, db or graphs."""
+    if not args.db:
+        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
+    files = [Path(f) for f in args.files]
+    for path in files:
+        if not path.is_file() or not os.access(path, os.R_OK):
+            return fail(f"cannot read {path}: not a readable file")
+    try:
+        registry = Registry.load(Path(args.graphs) if args.graphs else None)
+    except DefinitionError as exc:
+        return fail(f"invalid definitions: {exc}")
+    stream: Optional[str] = args.stream
+    try:
+        store = Store(args.db)
+    except (StoreError, OSError) as exc:
+        return fail(str(exc))
+    answers = 0
+    try:
+        handler = Handler(store, registry)
+        out = sys.stdout
+        for path in files:
+            try:
+                lines = _lines(path)
+            except OSError as exc:
+                return fail(f"cannot read {path}: {exc}")
+            for start in range(0, len(lines), BATCH_LINES):
+                for responses in handler.handle_texts(lines[start : start + BATCH_LINES], stream=stream):
+                    for response in responses:
+                        out.write(encode(response) + "\n")
+                        answers += 1
+            LOG.info("%s: %d lines replayed", path, len(lines))
+        out.flush()
+    except (StoreError, sqlite3.Error) as exc:
+        return fail(f"database error: {exc}")
+    finally:
+        store.close()
+    LOG.info("%d answers written", answers)
+    return 0

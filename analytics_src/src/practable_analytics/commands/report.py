@@ -1,0 +1,122 @@
+"""``report``: one student's task graph and numbers as plain text for a terminal.
+
+For each (exp, course) the student has events in (or the one given by ``--exp``/``--course``): the
+transition matrix (row = from, column = to, columns numbered as the rows), the indicators, the task
+distances (TaskDistance and GED) to every comparison graph of the course and the counted feedback.
+"""
+
+import argparse
+import sys
+from pathlib import Path
+from typing import List, Mapping, Optional, Sequence
+
+import numpy as np
+
+from practable_analytics import taskgraph
+from practable_analytics.commands.replay import add_db_graphs, fail
+from practable_analytics.experiments import DefinitionError, Experiment, Registry
+from practable_analytics.store import Store, StoreError
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``report`` subcommand."""
+    parser = subparsers.add_parser(
+        "report",
+        help="print a student's matrix, indicators, task distances and feedback",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_db_graphs(parser)
+    parser.add_argument("--user", required=True, help="student id")
+    parser.add_argument("--exp", default=None, help="only this experiment")
+    parser.add_argument("--course", default=None, help="only this course")
+    parser.set_defaults(func=run)
+
+
+def _num(value: Optional[float]) -> str:
+    if value is None:
+        return "undefined"
+    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+
+
+def matrix_table(nodes: Sequence[str], matrix: np.ndarray) -> List[str]:
+    """The matrix as aligned text: numbered columns, rows labelled ``<index> <node>``."""
+    labels = [f"{i} {name}" for i, name in enumerate(nodes)]
+    cells = [[_num(float(v)) for v in row] for row in matrix]
+    width = max([len(str(len(nodes) - 1))] + [len(c) for row in cells for c in row])
+    label_width = max(len(s) for s in labels)
+    header = " " * label_width + " " + " ".join(str(j).rjust(width) for j in range(len(nodes)))
+    rows = [
+        lab.ljust(label_width) + " " + " ".join(c.rjust(width) for c in row)
+        for lab, row in zip(labels, cells)
+    ]
+    return [header, *rows]
+
+
+def section(
+    exp: Experiment, course: str, matrix: np.ndarray, counts: Mapping[str, int], user: str
+) -> List[str]:
+    """The report lines of one (exp, course)."""
+    lines = [f"user {user}  exp {exp.name}  course {course}", ""]
+    total = int(matrix.sum())
+    lines.append(f"Transitions ({total}; row = from, column = to):")
+    lines += ["  " + s for s in matrix_table(exp.nodes, matrix)]
+    c = exp.courses.get(course)
+    all_graph = c.graphs[c.all_graph] if c is not None and c.all_graph is not None else None
+    ind = taskgraph.indicators(matrix, all_graph, counts)
+    edges = "undefined" if ind["edges"] is None else f"{_num(ind['edges'])} %"
+    exploration, enjoyment = _num(ind["exploration"]), _num(ind["enjoyment"])
+    lines += ["", f"Indicators: exploration {exploration}  enjoyment {enjoyment}  edges {edges}", ""]
+    if c is None:
+        lines.append("Task distances: no comparison graphs for this course")
+    else:
+        lines.append("Task distances (TaskDistance / GED):")
+        name_width = max(len(g) for g in c.graphs)
+        for gname, expert in c.graphs.items():
+            td = _num(taskgraph.task_distance(matrix, expert))
+            ged = _num(taskgraph.ged(matrix, expert))
+            lines.append(f"  {gname.ljust(name_width)}  {td.rjust(10)}  {ged.rjust(8)}")
+    reported = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none"
+    lines += ["", f"Feedback (counted reports): {reported}", ""]
+    return lines
+
+
+def run(args: argparse.Namespace) -> int:
+    """Print the report; exit 1 with one line on stderr when there is nothing to report."""
+    if not args.db:
+        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
+    if not Path(args.db).is_file():
+        return fail(f"cannot open database: {args.db} does not exist")
+    try:
+        registry = Registry.load(Path(args.graphs) if args.graphs else None)
+    except DefinitionError as exc:
+        return fail(f"invalid definitions: {exc}")
+    try:
+        store = Store(args.db)
+    except (StoreError, OSError) as exc:
+        return fail(str(exc))
+    try:
+        keys = [
+            (exp, course)
+            for _, exp, course in store.keys(args.user)
+            if args.exp in (None, exp) and args.course in (None, course)
+        ]
+        if not keys:
+            return fail(f"no events for user {args.user!r} with that exp/course")
+        out: List[str] = []
+        for exp_name, course in keys:
+            exp = registry.experiment(exp_name)
+            if exp is None:
+                out += [
+                    f"user {args.user}  exp {exp_name}  course {course}",
+                    "  unknown experiment: events only",
+                    "",
+                ]
+                continue
+            matrix = store.matrix(args.user, exp_name, course, len(exp.nodes))
+            counts = store.feedback_counts(args.user, exp_name, course)
+            out += section(exp, course, matrix, counts, args.user)
+        sys.stdout.write("\n".join(out))
+    finally:
+        store.close()
+    return 0
