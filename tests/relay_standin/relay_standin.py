@@ -1377,7 +1377,7 @@ class RemoteServer(BaseServer):
         self.access_base = access_base
         self._codes_lock = threading.Lock()
         self._codes: Dict[str, str] = {}  # code -> topic (single use)
-        self.access_log: List[Dict[str, str]] = []  # what the access endpoint was asked, for tests
+        self.access_log: List[Dict[str, Any]] = []  # what the access endpoint was asked, for tests
 
     def issue_code(self, topic: str) -> str:
         code = secrets.token_urlsafe(16)
@@ -1410,7 +1410,14 @@ class RemoteServer(BaseServer):
             token = request.headers.get("authorization", "")
             reason = verify_token(token, self.secret, topic, base) if token else "missing Authorization"
             with self._codes_lock:
-                self.access_log.append({"topic": topic, "authorization": token, "result": reason or "ok"})
+                self.access_log.append(
+                    {
+                        "topic": topic,
+                        "authorization": token,
+                        "result": reason or "ok",
+                        "time": time.monotonic(),
+                    }
+                )
             if reason:
                 return Response(401, reason + "\n")
             return json_response({"uri": f"ws://{host}/relay/{topic}?code={self.issue_code(topic)}"})
@@ -1480,7 +1487,7 @@ class RunningRemote(Running):
         return f"{self.url}/session/{topic}"
 
     @property
-    def access_log(self) -> List[Dict[str, str]]:
+    def access_log(self) -> List[Dict[str, Any]]:
         return list(self.server.access_log)
 
 
