@@ -182,8 +182,9 @@ def parse_message(
         problem = "payload"
     elif mtype == "analytics" and not valid_id(payload.get("log")):
         problem = "payload.log"
+    received_text = raw is not None
     if raw is None:
-        raw = dump(message)
+        raw = dump(message)  # ASCII: no surrogates to escape
     if problem is not None or len(raw) > MAX_TEXT_CHARS:
         error = None
         if mtype == "request":
@@ -192,7 +193,8 @@ def parse_message(
         return Parsed(event=invalid(raw, stream), error=error)
     assert isinstance(payload, dict) and isinstance(user, str)
     assert isinstance(exp_name, str) and isinstance(course, str)
-    raw = safe_text(raw)
+    if received_text:
+        raw = safe_text(raw)
     exp = registry.experiment(exp_name)
     log = payload.get("log")
     if not valid_id(log):
