@@ -41,6 +41,18 @@ go_tarball() {
     [ -f "$dir/go/VERSION" ] || printf 'go%s\n' "$ver" > "$dir/go/VERSION"
     [ -x "$dir/go/bin/go" ] && [ -x "$dir/go/bin/gofmt" ] && [ -d "$dir/go/pkg/tool" ] && [ -d "$dir/go/src/runtime" ] \
         || die "GOROOT copy incomplete"
+    # Debian links bin/go (and pprof, trace) against the build host's glibc; go.dev's are static.
+    # Rebuild them without cgo so the tarball runs on older targets (bullseye: glibc 2.31).
+    log "rebuilding go, pprof and trace statically (about a minute)"
+    (
+        export GOROOT="$dir/go" CGO_ENABLED=0 GOCACHE="$dir/.gocache" GOPATH="$dir/.gopath" GOFLAGS= GOTOOLCHAIN=local
+        cd "$dir/go/src"
+        "$dir/go/bin/go" build -o "$dir/go.new" cmd/go
+        "$dir/go/bin/go" build -o "$dir/go/pkg/tool/linux_$arch/pprof" cmd/pprof
+        "$dir/go/bin/go" build -o "$dir/go/pkg/tool/linux_$arch/trace" cmd/trace
+        mv "$dir/go.new" "$dir/go/bin/go"
+    ) || die "static rebuild of the go command failed"
+    rm -rf "$dir/.gocache" "$dir/.gopath"
     tar -C "$dir" -czf "$GO_TARBALL.tmp" --owner=0 --group=0 --numeric-owner go
     rm -rf "$dir"
     # Check it the way the role will use it: unpacked elsewhere, GOROOT auto-detected.
