@@ -1,0 +1,60 @@
+"""``import-legacy``: ingest a data directory written by the original logging scripts.
+
+Reads ``<user>-<hw>-<exp>-<course>.json`` JSON-lines logs, ``<user>-<exp>-<course>-adjacency.csv``
+matrices and ``<user>-<exp>-<course>-feedback.csv`` reports directly in DATA_DIR (not recursive) and
+prints, per file, what was imported and what was skipped and why. Running it again imports nothing
+new (every imported line is recorded). See docs/store.md for the rules.
+"""
+
+import argparse
+import logging
+import sqlite3
+import sys
+from pathlib import Path
+
+from practable_analytics.commands.replay import add_db_graphs, fail
+from practable_analytics.experiments import DefinitionError, Registry
+from practable_analytics.legacy import import_dir
+from practable_analytics.store import Store, StoreError
+
+LOG = logging.getLogger(__name__)
+
+
+def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
+    """Add the ``import-legacy`` subcommand."""
+    parser = subparsers.add_parser(
+        "import-legacy",
+        help="ingest a data directory written by the original scripts (idempotent)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_db_graphs(parser)
+    parser.add_argument("data_dir", metavar="DATA_DIR", help="directory of legacy .json logs and .csv files")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    """Import the directory and print the report on stdout (progress on stderr)."""
+    if not args.db:
+        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
+    data_dir = Path(args.data_dir)
+    if not data_dir.is_dir():
+        return fail(f"{data_dir}: not a directory", 2)
+    try:
+        registry = Registry.load(Path(args.graphs) if args.graphs else None)
+    except DefinitionError as exc:
+        return fail(f"invalid definitions: {exc}")
+    try:
+        store = Store(args.db)
+    except (StoreError, OSError) as exc:
+        return fail(str(exc))
+    try:
+        report = import_dir(store, registry, data_dir, progress=lambda msg: LOG.info("%s", msg))
+    except OSError as exc:
+        return fail(f"cannot read {data_dir}: {exc.strerror or exc}")
+    except sqlite3.Error as exc:
+        return fail(f"database error: {exc}")
+    finally:
+        store.close()
+    sys.stdout.write(report.render())
+    return 0
