@@ -21,7 +21,7 @@ fi
 if [ ! -s "$TARBALL" ] || [ "${1:-}" = "--force" ]; then
     command -v debootstrap >/dev/null || die "debootstrap missing: run scripts/setup.sh first"
     dir="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
-    trap '$SUDO rm -rf "$dir"' EXIT
+    trap '$SUDO rm -rf "$dir"; e2e_report_time' EXIT
     log "debootstrap $SUITE minbase into $dir (about 2-4 min)"
     $SUDO debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$dir" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
         || { tail -30 "$CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap.log)"; }
@@ -37,7 +37,7 @@ if [ ! -s "$TARBALL" ] || [ "${1:-}" = "--force" ]; then
     $SUDO chown "$(id -u):$(id -g)" "$TARBALL.tmp"
     mv "$TARBALL.tmp" "$TARBALL"
     $SUDO rm -rf "$dir"
-    trap - EXIT
+    trap e2e_report_time EXIT
 else
     log "reusing cached root filesystem $TARBALL"
 fi

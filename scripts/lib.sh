@@ -15,6 +15,15 @@ mkdir -p "$CACHE"
 
 log() { printf '==> [%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
 die() { printf 'ERROR: %s\n' "$*" >&2; exit 1; }
+# Every script reports its wall time on exit (and appends it to .cache/timings.txt).
+E2E_SCRIPT="$(basename "$0")"
+E2E_START=$(date +%s)
+e2e_report_time() {
+    local rc=$? took=$(( $(date +%s) - E2E_START ))
+    printf '%s %s %ss rc=%s\n' "$(date -u +%FT%TZ)" "$E2E_SCRIPT" "$took" "$rc" >> "$CACHE/timings.txt" 2>/dev/null || true
+    log "$E2E_SCRIPT finished in ${took}s (exit $rc)"
+}
+trap e2e_report_time EXIT
 # timed NAME CMD...: runs CMD and appends "NAME seconds" to .cache/timings.txt
 timed() {
     local name="$1"; shift

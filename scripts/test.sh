@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# What `make test` runs after setup, image and offline inputs: every step runs even when an earlier one
+# failed, then a summary; exit status 1 when any step failed.
+#   lint      ruff (analytics_src, relay stand-in, plugins, e2e scripts), scripts/collection-checks.sh
+#   unit      pytest tests/unit tests/relay_standin, pytest analytics_src/tests
+#   molecule  molecule test (default scenario: converge, idempotence, end-to-end verify)
+# Env: TEST_STEPS (default "lint unit molecule"), MOLECULE_SCENARIOS (default "default").
+source "$(dirname "$0")/lib.sh"
+export PATH="$VENV/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/collections:$COLLECTIONS"
+cd "$ROOT"
+
+STEPS="${TEST_STEPS:-lint unit molecule}"
+SCENARIOS="${MOLECULE_SCENARIOS:-default}"
+RESULTS=()
+FAILED=0
+PASSED=0
+LOGDIR="$CACHE/test-logs"
+mkdir -p "$LOGDIR"
+
+step() {
+    local name="$1"; shift
+    local start rc
+    start=$(date +%s)
+    log "step $name: $*"
+    set +e
+    "$@" 2>&1 | tee "$LOGDIR/$name.log"
+    rc=${PIPESTATUS[0]}
+    set -e
+    local took=$(( $(date +%s) - start ))
+    if [ "$rc" -eq 0 ]; then
+        RESULTS+=("$(printf 'PASS  %-28s %5ss' "$name" "$took")"); PASSED=$((PASSED + 1))
+    else
+        RESULTS+=("$(printf 'FAIL  %-28s %5ss  exit %s, log %s' "$name" "$took" "$rc" "$LOGDIR/$name.log")"); FAILED=$((FAILED + 1))
+    fi
+    printf '%s %s %ss rc=%s\n' "$(date -u +%FT%TZ)" "test:$name" "$took" "$rc" >> "$CACHE/timings.txt"
+}
+
+has_step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
+
+if has_step lint; then
+    step ruff-analytics ruff check analytics_src
+    lint_paths=()
+    for p in tests/relay_standin plugins molecule demo; do
+        [ -d "$p" ] && [ -n "$(find "$p" -name '*.py' -print -quit)" ] && lint_paths+=("$p")
+    done
+    if [ ${#lint_paths[@]} -gt 0 ]; then
+        step ruff-others ruff check --config analytics_src/pyproject.toml "${lint_paths[@]}"
+    fi
+    step shell-syntax bash -c 'for f in scripts/*.sh demo/*.sh .ci/run; do [ -f "$f" ] && bash -n "$f" || exit 1; done'
+    if [ -f scripts/collection-checks.sh ]; then
+        step collection-checks bash scripts/collection-checks.sh
+    fi
+fi
+
+if has_step unit; then
+    unit_paths=()
+    for p in tests/unit tests/relay_standin; do [ -d "$p" ] && unit_paths+=("$p"); done
+    if [ ${#unit_paths[@]} -gt 0 ]; then
+        step pytest-collection-standin python -m pytest -q -p no:cacheprovider "${unit_paths[@]}"
+    fi
+    step pytest-analytics bash -c 'cd analytics_src && python -m pytest -q -p no:cacheprovider tests'
+fi
+
+if has_step molecule; then
+    for s in $SCENARIOS; do
+        step "molecule-$s" molecule test -s "$s"
+    done
+fi
+
+echo
+echo "================ summary ================"
+for r in "${RESULTS[@]}"; do echo "$r"; done
+echo "steps: $PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
