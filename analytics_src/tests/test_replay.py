@@ -4,7 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import SAMPLE_LOGS, request
+from conftest import PACKAGE_GRAPHS, SAMPLE_LOGS, request
 
 from practable_analytics.cli import main
 from practable_analytics.experiments import Registry
@@ -80,11 +80,7 @@ def test_replay_files_in_order_and_env_db(
 def test_replay_with_operator_graphs(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     graphs = tmp_path / "graphs"
     graphs.mkdir()
-    (graphs / "spinner-summer-all.csv").write_text(
-        (
-            SAMPLE_LOGS.parent.parent.parent / "src/practable_analytics/data/graphs/spinner-engdes1-all.csv"
-        ).read_text()
-    )
+    (graphs / "spinner-summer-all.csv").write_text((PACKAGE_GRAPHS / "spinner-engdes1-all.csv").read_text())
     path = tmp_path / "s.jsonl"
     path.write_text(json.dumps(request("task_identification", course="summer")) + "\n")
     assert main(["replay", "--db", str(tmp_path / "g.db"), "--graphs", str(graphs), str(path)]) == 0
