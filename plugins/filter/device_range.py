@@ -1,10 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 practable.analytics contributors
 # MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type  # pylint: disable=invalid-name
 
 DOCUMENTATION = r"""
 name: device_range
@@ -39,9 +34,8 @@ _value:
   elements: str
 """
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import (
+from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import (  # noqa: E402
     RelayTokenError,
     expand_devices,
 )
@@ -52,7 +46,7 @@ def device_range(devices):
     try:
         return expand_devices(devices)
     except RelayTokenError as exc:
-        raise AnsibleFilterError("device_range: %s" % exc) from exc
+        raise AnsibleFilterError(f"device_range: {exc}") from exc
 
 
 class FilterModule:

@@ -1,10 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 practable.analytics contributors
 # MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type  # pylint: disable=invalid-name
 
 DOCUMENTATION = r"""
 name: relay_token
@@ -43,7 +38,8 @@ options:
 EXAMPLES = r"""
 - name: Mint a token valid for one year
   ansible.builtin.set_fact:
-    spin30_token: "{{ relay_secret | practable.analytics.relay_token('spin30', 'https://relay-access.practable.io') }}"
+    spin30_token: >-
+      {{ relay_secret | practable.analytics.relay_token('spin30', 'https://relay-access.practable.io') }}
   no_log: true
 """
 
@@ -53,9 +49,8 @@ _value:
   type: str
 """
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import (
+from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import (  # noqa: E402
     DEFAULT_LIFETIME,
     RelayTokenError,
     mint,
@@ -67,7 +62,7 @@ def relay_token(secret, stream, access_base, lifetime=DEFAULT_LIFETIME, now=None
     try:
         return mint(secret, stream, access_base, lifetime=lifetime, now=now)
     except RelayTokenError as exc:
-        raise AnsibleFilterError("relay_token: %s" % exc) from exc
+        raise AnsibleFilterError(f"relay_token: {exc}") from exc
 
 
 class FilterModule:

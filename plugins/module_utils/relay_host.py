@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 practable.analytics contributors
 # MIT License (see LICENSE or https://opensource.org/licenses/MIT)
 """Client for the practable relay host API (``session-relay host``).
@@ -17,16 +16,12 @@ API facts this client relies on (SPEC section 4):
   must never be used for one rule.
 """
 
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type  # pylint: disable=invalid-name
-
 import json
 import re
 import socket
 import time
+from urllib.error import HTTPError, URLError
 
-from ansible.module_utils.six.moves.urllib.error import HTTPError, URLError
 from ansible.module_utils.urls import open_url
 
 #: Ids the relay accepts (SPEC section 4).
@@ -68,11 +63,11 @@ def rules_differ(current, wanted):
 def validate_rule_id(rule_id):
     """Raise ValueError unless ``rule_id`` is an id this client may post or delete."""
     if not isinstance(rule_id, str) or not RULE_ID_RE.match(rule_id):
-        raise ValueError("rule id %r must match [a-zA-Z0-9-/]+" % (rule_id,))
+        raise ValueError(f"rule id {rule_id!r} must match [a-zA-Z0-9-/]+")
     if rule_id in RESERVED_IDS:
-        raise ValueError("rule id %r collides with a special route of the relay host" % (rule_id,))
+        raise ValueError(f"rule id {rule_id!r} collides with a special route of the relay host")
     if rule_id.startswith("/") or rule_id.endswith("/") or "//" in rule_id:
-        raise ValueError("rule id %r must not start or end with '/' or contain '//'" % (rule_id,))
+        raise ValueError(f"rule id {rule_id!r} must not start or end with '/' or contain '//'")
 
 
 def mask_rule(rule, changed_token=False):
@@ -93,7 +88,7 @@ class RelayHost:
 
     def __init__(self, api_url, timeout=10.0, opener=None):
         if not isinstance(api_url, str) or not re.match(r"^https?://[^/\s]+", api_url):
-            raise RelayHostError("api_url %r must be an http:// or https:// URL" % (api_url,))
+            raise RelayHostError(f"api_url {api_url!r} must be an http:// or https:// URL")
         self.api_url = api_url.rstrip("/")
         self.timeout = float(timeout)
         self._open = opener or open_url
@@ -128,23 +123,23 @@ class RelayHost:
             except (OSError, AttributeError, ValueError):
                 detail = ""
             raise RelayHostError(
-                "%s %s answered HTTP %s: %s" % (method, url, exc.code, detail[:500] or exc.reason)
+                f"{method} {url} answered HTTP {exc.code}: {detail[:500] or exc.reason}"
             ) from exc
         except URLError as exc:
-            raise RelayHostError("relay host API %s unreachable: %s" % (url, exc.reason)) from exc
+            raise RelayHostError(f"relay host API {url} unreachable: {exc.reason}") from exc
         except (socket.timeout, OSError) as exc:
-            raise RelayHostError("relay host API %s unreachable: %s" % (url, exc)) from exc
+            raise RelayHostError(f"relay host API {url} unreachable: {exc}") from exc
         return status, text
 
     def _json(self, method, path, body=None):
         status, text = self._request(method, path, body)
         if status != 200:
-            raise RelayHostError("%s %s answered HTTP %s: %s" % (method, self.api_url + path, status, text[:500]))
+            raise RelayHostError(f"{method} {self.api_url + path} answered HTTP {status}: {text[:500]}")
         try:
             return json.loads(text)
         except ValueError as exc:
             raise RelayHostError(
-                "%s %s answered something that is not JSON: %r" % (method, self.api_url + path, text[:200])
+                f"{method} {self.api_url + path} answered something that is not JSON: {text[:200]!r}"
             ) from exc
 
     # -- API ---------------------------------------------------------------
@@ -169,14 +164,12 @@ class RelayHost:
                 status, _text = self._request("GET", "/healthcheck")
                 if status == 200:
                     return
-                last = "HTTP %s" % status
+                last = f"HTTP {status}"
             except RelayHostError as exc:
                 last = str(exc)
             remaining = deadline - clock()
             if remaining <= 0:
-                raise RelayHostError(
-                    "relay host API %s not ready after %ss: %s" % (self.api_url, timeout, last)
-                )
+                raise RelayHostError(f"relay host API {self.api_url} not ready after {timeout}s: {last}")
             sleep(min(delay, remaining))
             delay = min(delay * 2, 5.0)
 
@@ -186,11 +179,11 @@ class RelayHost:
         if data is None:
             return {}
         if not isinstance(data, dict):
-            raise RelayHostError("GET /api/destinations/all answered %s, not an object" % type(data).__name__)
+            raise RelayHostError(f"GET /api/destinations/all answered {type(data).__name__}, not an object")
         rules = {}
         for key, rule in data.items():
             if not isinstance(rule, dict):
-                raise RelayHostError("rule %r from the relay host is not an object" % (key,))
+                raise RelayHostError(f"rule {key!r} from the relay host is not an object")
             normal = normalise_rule(rule)
             if not normal["id"]:
                 normal["id"] = str(key)
@@ -206,7 +199,7 @@ class RelayHost:
             raise RelayHostError(str(exc)) from exc
         answer = self._json("POST", "/api/destinations", normal)
         if not isinstance(answer, dict):
-            raise RelayHostError("POST /api/destinations answered %r, not a rule" % (answer,))
+            raise RelayHostError(f"POST /api/destinations answered {answer!r}, not a rule")
         return answer
 
     def delete(self, rule_id):

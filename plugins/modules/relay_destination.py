@@ -1,11 +1,6 @@
 #!/usr/bin/python
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 practable.analytics contributors
 # MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type  # pylint: disable=invalid-name
 
 DOCUMENTATION = r"""
 ---
@@ -167,9 +162,8 @@ rules:
            "token": "<hidden>"}}
 """
 
-from ansible.module_utils.basic import AnsibleModule
-
-from ansible_collections.practable.analytics.plugins.module_utils.relay_host import (
+from ansible.module_utils.basic import AnsibleModule  # noqa: E402
+from ansible_collections.practable.analytics.plugins.module_utils.relay_host import (  # noqa: E402
     RelayHost,
     RelayHostError,
     mask_rule,
@@ -202,19 +196,24 @@ def _wanted_from_params(module):
         try:
             validate_rule_id(rule_id)
         except ValueError as exc:
-            module.fail_json(msg="destinations[%d]: %s" % (index, exc))
+            module.fail_json(msg=f"destinations[{index}]: {exc}")
         if rule_id in seen:
-            module.fail_json(msg="rule id %r is listed twice" % (rule_id,))
+            module.fail_json(msg=f"rule id {rule_id!r} is listed twice")
         seen.add(rule_id)
         if item.get("state", "present") == "absent":
             absent.append(rule_id)
             continue
         if not item.get("destination"):
-            module.fail_json(msg="rule %r: destination is required when state is present" % (rule_id,))
+            module.fail_json(msg=f"rule {rule_id!r}: destination is required when state is present")
         stream = item.get("stream") or rule_id
         wanted.append(
             normalise_rule(
-                {"id": rule_id, "stream": stream, "destination": item["destination"], "token": item.get("token") or ""}
+                {
+                    "id": rule_id,
+                    "stream": stream,
+                    "destination": item["destination"],
+                    "token": item.get("token") or "",
+                }
             )
         )
     return wanted, absent

@@ -1,4 +1,3 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 practable.analytics contributors
 # MIT License (see LICENSE or https://opensource.org/licenses/MIT)
 """Relay access tokens (SPEC section 4) and device ranges, on the controller.
@@ -8,10 +7,6 @@ Tokens are HS256 JWTs signed with the relay secret, with the claims
 (``["read", "write"]``), ``aud`` (``[access base]``), ``iat``, ``nbf`` (= iat)
 and ``exp`` (iat + lifetime).
 """
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type  # pylint: disable=invalid-name
 
 import re
 import time
@@ -46,7 +41,7 @@ def _require_jwt():
 
 def _check_text(name, value):
     if not isinstance(value, str) or not value:
-        raise RelayTokenError("%s must be a non-empty string" % name)
+        raise RelayTokenError(f"{name} must be a non-empty string")
 
 
 def expected_claims(stream, access_base):
@@ -85,7 +80,7 @@ def mint(secret, stream, access_base, lifetime=DEFAULT_LIFETIME, now=None):
     return token
 
 
-def check(token, secret, stream, access_base, min_days=30, now=None):
+def check(token, secret, stream, access_base, min_days=30, now=None):  # noqa: PLR0917
     """(valid, reason): whether ``token`` is signed by ``secret`` for the same claims with at least
     ``min_days`` days left at ``now``."""
     _require_jwt()
@@ -101,56 +96,60 @@ def check(token, secret, stream, access_base, min_days=30, now=None):
             secret,
             algorithms=["HS256"],
             audience=access_base,
-            options={"verify_exp": False, "verify_nbf": False, "verify_iat": False,
-                     "require": ["exp", "iat", "nbf", "aud"]},
+            options={
+                "verify_exp": False,
+                "verify_nbf": False,
+                "verify_iat": False,
+                "require": ["exp", "iat", "nbf", "aud"],
+            },
         )
     except jwt.PyJWTError as exc:
-        return False, "invalid token: %s" % exc
+        return False, f"invalid token: {exc}"
     for key in ("topic", "prefix"):
         if claims.get(key) != want[key]:
-            return False, "claim %s is %r, wants %r" % (key, claims.get(key), want[key])
+            return False, f"claim {key} is {claims.get(key)!r}, wants {want[key]!r}"
     scopes = claims.get("scopes")
     if not isinstance(scopes, list) or sorted(scopes) != sorted(want["scopes"]):
-        return False, "claim scopes is %r, wants %r" % (scopes, want["scopes"])
+        return False, "claim scopes is {!r}, wants {!r}".format(scopes, want["scopes"])
     aud = claims.get("aud")
     if aud != want["aud"]:
-        return False, "claim aud is %r, wants %r" % (aud, want["aud"])
+        return False, "claim aud is {!r}, wants {!r}".format(aud, want["aud"])
     try:
         exp = int(claims["exp"])
         nbf = int(claims["nbf"])
     except (TypeError, ValueError):
         return False, "exp or nbf is not a number"
     if nbf > now + 60:
-        return False, "not valid before %s" % nbf
+        return False, f"not valid before {nbf}"
     left = exp - now
     if left < float(min_days) * 86400:
-        return False, "expires in %.1f days, fewer than %s" % (left / 86400.0, min_days)
+        return False, f"expires in {left / 86400.0:.1f} days, fewer than {min_days}"
     return True, "valid for %.1f more days" % (left / 86400.0)
 
 
 def _expand_one(item):
     if not isinstance(item, str):
-        raise RelayTokenError("device %r is not a string" % (item,))
+        raise RelayTokenError(f"device {item!r} is not a string")
     item = item.strip()
     if ".." in item:
         match = RANGE_RE.match(item)
         if not match:
-            raise RelayTokenError("device range %r must look like spin30..spin41" % item)
+            raise RelayTokenError(f"device range {item!r} must look like spin30..spin41")
         prefix, first, prefix2, last = match.groups()
         if prefix2 and prefix2 != prefix:
-            raise RelayTokenError("device range %r: both ends must share the prefix %r" % (item, prefix))
+            raise RelayTokenError(f"device range {item!r}: both ends must share the prefix {prefix!r}")
         start, end = int(first), int(last)
         if start > end:
-            raise RelayTokenError("device range %r: start %d is after end %d" % (item, start, end))
+            raise RelayTokenError(f"device range {item!r}: start {start} is after end {end}")
         if end - start + 1 > MAX_RANGE:
-            raise RelayTokenError("device range %r is longer than %d devices" % (item, MAX_RANGE))
+            raise RelayTokenError(f"device range {item!r} is longer than {MAX_RANGE} devices")
         width = len(first) if first.startswith("0") and len(first) > 1 else 0
-        names = ["%s%0*d" % (prefix, width, n) for n in range(start, end + 1)]
+        names = [prefix + str(n).zfill(width) for n in range(start, end + 1)]
         if not prefix:
-            raise RelayTokenError("device range %r needs a name prefix" % item)
+            raise RelayTokenError(f"device range {item!r} needs a name prefix")
         return names
     if not DEVICE_RE.match(item):
-        raise RelayTokenError("device name %r must match [A-Za-z0-9][A-Za-z0-9-]*" % item)
+        raise RelayTokenError(f"device name {item!r} must match [A-Za-z0-9][A-Za-z0-9-]*")
     return [item]
 
 
@@ -159,7 +158,7 @@ def expand_devices(devices):
     if isinstance(devices, str):
         devices = [d for d in re.split(r"[,\s]+", devices) if d]
     if not isinstance(devices, (list, tuple)):
-        raise RelayTokenError("devices must be a string or a list, not %s" % type(devices).__name__)
+        raise RelayTokenError(f"devices must be a string or a list, not {type(devices).__name__}")
     out = []
     seen = set()
     for item in devices:

@@ -1,10 +1,5 @@
-# -*- coding: utf-8 -*-
 # Copyright (c) 2026 practable.analytics contributors
 # MIT License (see LICENSE or https://opensource.org/licenses/MIT)
-
-from __future__ import absolute_import, division, print_function
-
-__metaclass__ = type  # pylint: disable=invalid-name
 
 DOCUMENTATION = r"""
 name: relay_token_valid
@@ -59,20 +54,19 @@ _value:
   type: bool
 """
 
-from ansible.errors import AnsibleFilterError
-
-from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import (
+from ansible.errors import AnsibleFilterError  # noqa: E402
+from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import (  # noqa: E402
     RelayTokenError,
     check,
 )
 
 
-def relay_token_valid(token, secret, stream, access_base, min_days=30, now=None):
+def relay_token_valid(token, secret, stream, access_base, min_days=30, now=None):  # noqa: PLR0917
     """Whether ``token`` can be kept (see DOCUMENTATION)."""
     try:
         valid, _reason = check(token, secret, stream, access_base, min_days=min_days, now=now)
     except RelayTokenError as exc:
-        raise AnsibleFilterError("relay_token_valid: %s" % exc) from exc
+        raise AnsibleFilterError(f"relay_token_valid: {exc}") from exc
     return valid
 
 

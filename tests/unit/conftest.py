@@ -14,7 +14,9 @@ try:
     import ansible_collections.practable.analytics.plugins  # noqa: F401  pylint: disable=unused-import
 except ImportError:
     sys.path.insert(0, str(COLLECTIONS))
-    for name in [m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")]:
+    for name in [
+        m for m in sys.modules if m == "ansible_collections" or m.startswith("ansible_collections.")
+    ]:
         del sys.modules[name]
 if str(STANDIN) not in sys.path:
     sys.path.insert(0, str(STANDIN))

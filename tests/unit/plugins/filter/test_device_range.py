@@ -12,7 +12,12 @@ def test_seed_range():
 
 def test_mixed_list_keeps_order_and_drops_duplicates():
     assert device_range(["pend01", "spin30..spin32", "spin31", "trus1"]) == [
-        "pend01", "spin30", "spin31", "spin32", "trus1"]
+        "pend01",
+        "spin30",
+        "spin31",
+        "spin32",
+        "trus1",
+    ]
 
 
 def test_zero_padding_kept():

@@ -6,7 +6,10 @@ from ansible.errors import AnsibleFilterError
 
 from ansible_collections.practable.analytics.plugins.filter.relay_token import FilterModule, relay_token
 from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import check
-from ansible_collections.practable.analytics.plugins.test.relay_token_valid import TestModule, relay_token_valid
+from ansible_collections.practable.analytics.plugins.test.relay_token_valid import (
+    TestModule,
+    relay_token_valid,
+)
 
 SECRET = "not-a-real-secret-but-long-enough-for-hs256-000"
 BASE = "https://relay-access.practable.io"
@@ -54,7 +57,13 @@ def test_current_time_used_by_default():
 
 @pytest.mark.parametrize(
     "args",
-    [("", "spin30", BASE), (SECRET, "", BASE), (SECRET, "spin30", ""), (SECRET, "spin30", BASE, 0), (SECRET, "s", BASE, "x")],
+    [
+        ("", "spin30", BASE),
+        (SECRET, "", BASE),
+        (SECRET, "spin30", ""),
+        (SECRET, "spin30", BASE, 0),
+        (SECRET, "s", BASE, "x"),
+    ],
 )
 def test_bad_input_raises_filter_error(args):
     with pytest.raises(AnsibleFilterError, match="relay_token"):
@@ -97,19 +106,36 @@ def test_token_for_other_claims_is_rotated(secret, stream, base, reason):
 
 def test_token_with_other_prefix_or_scopes_is_rotated():
     for extra in ({"prefix": "other"}, {"scopes": ["read"]}):
-        claims = {"topic": "spin30-log", "prefix": "session", "scopes": ["read", "write"], "aud": [BASE],
-                  "iat": NOW, "nbf": NOW, "exp": NOW + 365 * DAY}
+        claims = {
+            "topic": "spin30-log",
+            "prefix": "session",
+            "scopes": ["read", "write"],
+            "aud": [BASE],
+            "iat": NOW,
+            "nbf": NOW,
+            "exp": NOW + 365 * DAY,
+        }
         claims.update(extra)
         token = jwt.encode(claims, SECRET, algorithm="HS256")
         assert not relay_token_valid(token, SECRET, "spin30", BASE, now=NOW)
 
 
 def test_token_without_exp_or_other_algorithm_is_rotated():
-    claims = {"topic": "spin30-log", "prefix": "session", "scopes": ["read", "write"], "aud": [BASE],
-              "iat": NOW, "nbf": NOW}
-    assert not relay_token_valid(jwt.encode(claims, SECRET, algorithm="HS256"), SECRET, "spin30", BASE, now=NOW)
+    claims = {
+        "topic": "spin30-log",
+        "prefix": "session",
+        "scopes": ["read", "write"],
+        "aud": [BASE],
+        "iat": NOW,
+        "nbf": NOW,
+    }
+    assert not relay_token_valid(
+        jwt.encode(claims, SECRET, algorithm="HS256"), SECRET, "spin30", BASE, now=NOW
+    )
     claims["exp"] = NOW + 365 * DAY
-    assert not relay_token_valid(jwt.encode(claims, SECRET, algorithm="HS384"), SECRET, "spin30", BASE, now=NOW)
+    assert not relay_token_valid(
+        jwt.encode(claims, SECRET, algorithm="HS384"), SECRET, "spin30", BASE, now=NOW
+    )
 
 
 @pytest.mark.parametrize("token", ["", "   ", "garbage", "a.b.c", None])

@@ -127,8 +127,12 @@ def test_adds_rules_that_connect_then_second_run_changes_nothing(host, remote):
 
 def test_check_mode_and_diff_change_nothing_and_hide_tokens(host, remote):
     rc, result, stdout = run_module(
-        {"api_url": host.url, "id": "spin30", "destination": remote.access_url("spin30-log"),
-         "token": "secret-token-value"},
+        {
+            "api_url": host.url,
+            "id": "spin30",
+            "destination": remote.access_url("spin30-log"),
+            "token": "secret-token-value",
+        },
         check=True,
         diff=True,
     )
@@ -221,7 +225,11 @@ def test_waits_for_an_api_that_comes_up_late(remote):
     thread.start()
     try:
         rc, result, _ = run_module(
-            {"api_url": "http://127.0.0.1:%d" % port, "destinations": [rule_for(remote, "spin30")], "wait_timeout": 15}
+            {
+                "api_url": "http://127.0.0.1:%d" % port,
+                "destinations": [rule_for(remote, "spin30")],
+                "wait_timeout": 15,
+            }
         )
     finally:
         thread.join()
@@ -255,7 +263,9 @@ class _Broken(BaseHTTPRequestHandler):
         return
 
 
-@pytest.mark.parametrize(("mode", "expected"), [("500", "HTTP 500: database on fire"), ("badjson", "not JSON")])
+@pytest.mark.parametrize(
+    ("mode", "expected"), [("500", "HTTP 500: database on fire"), ("badjson", "not JSON")]
+)
 def test_api_errors_are_reported_clearly(mode, expected):
     handler = type("Handler", (_Broken,), {"mode": mode})
     server = HTTPServer(("127.0.0.1", 0), handler)
@@ -273,7 +283,10 @@ def test_api_errors_are_reported_clearly(mode, expected):
 
 
 def test_client_reports_unexpected_statuses(host):
-    from ansible_collections.practable.analytics.plugins.module_utils.relay_host import RelayHost, RelayHostError
+    from ansible_collections.practable.analytics.plugins.module_utils.relay_host import (
+        RelayHost,
+        RelayHostError,
+    )
 
     client = RelayHost(host.url, timeout=5)
     with pytest.raises(RelayHostError, match="HTTP 405"):
