@@ -512,7 +512,7 @@ class Stats:
         self.delivered = 0  # messages written to its socket (sendall returned)
         self.dropped = 0  # messages meant for it that were dropped
         self.connects = 0
-        self.connected = False
+        self.live = 0  # open connections counted under these stats (a replaced rule overlaps briefly)
         self.closed_reason = ""
         self.extra: Dict[str, Any] = {}
 
@@ -526,7 +526,7 @@ class Stats:
                 "received": self.received,
                 "delivered": self.delivered,
                 "dropped": self.dropped,
-                "connected": self.connected,
+                "connected": self.live > 0,
                 "closed_reason": self.closed_reason,
             }
             if self.kind == "destination":
@@ -571,7 +571,7 @@ class Member:
         conn.on_pong = self._pong
 
     def start(self) -> None:
-        self.stats.connected = True
+        self.stats.add("live")
         self._writer.start()
 
     def _pong(self, _payload: bytes) -> None:
@@ -601,11 +601,14 @@ class Member:
 
     def close(self, reason: str = "") -> None:
         with self._cond:
+            first = not self._closed and self._writer.ident is not None
             if not self._closed:
                 self._closed = True
                 if reason and not self.stats.closed_reason:
                     self.stats.closed_reason = reason
             self._cond.notify()
+        if first:
+            self.stats.add("live", -1)
 
     def join(self, timeout: float = 2.0) -> None:
         if self._writer.is_alive() and self._writer is not threading.current_thread():
@@ -1014,7 +1017,6 @@ class BaseServer:
         finally:
             hub.remove(member)
             member.close("closed")
-            member.stats.connected = False
             conn.abort()
             member.join()
             LOG.info(
@@ -1142,7 +1144,6 @@ class Destination:
             finally:
                 self.host.hub.remove(member)
                 member.close("closed")
-                self.stats.connected = False
                 conn.abort()
                 member.join()
                 conn.release()
