@@ -64,6 +64,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         service.start()
     except ServiceError as exc:
-        service.shutdown(timeout_s=1.0)
         return _fail(f"cannot open database: {exc}")
     return service.run(stop)

@@ -119,17 +119,20 @@ class Service:
         for reader in self.readers:
             reader.stop()
         for reader in self.readers:
-            reader.join(max(0.0, min(0.5, deadline - time.monotonic())))
+            if reader.ident is not None:
+                reader.join(max(0.0, min(0.5, deadline - time.monotonic())))
         self.inbox.close()
         # The worker gets what it needs, short of the sender's slice of the budget.
-        self.worker.join(max(0.1, deadline - time.monotonic() - 0.5))
+        if self.worker.ident is not None:
+            self.worker.join(max(0.1, deadline - time.monotonic() - 0.5))
         if self.worker.is_alive():
             LOG.error("stop: worker still busy with %d queued messages at the deadline", len(self.inbox))
         drain = max(0.0, min(SENDER_DRAIN_S, deadline - time.monotonic() - 0.2))
         for sender in self.senders:
             sender.stop(drain_s=drain)
         for sender in self.senders:
-            sender.join(max(0.0, deadline - time.monotonic()))
+            if sender.ident is not None:
+                sender.join(max(0.0, deadline - time.monotonic()))
         for reader, stats in zip(self.readers, self.stream_stats):
             reader.close_socket()
             stats.set_connected(False)

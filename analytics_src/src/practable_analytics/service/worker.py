@@ -70,9 +70,8 @@ class Worker(threading.Thread):
         try:
             processor = self.make_processor()
         except Exception as exc:  # noqa: BLE001 (reported to the runner, which exits non-zero)
-            self.failed = exc
+            self.failed = exc  # the runner reports it (one line, exit status 2)
             self.ready.set()
-            LOG.error("worker cannot start: %s", exc)
             return
         self.ready.set()
         try:
