@@ -28,14 +28,14 @@ def plan(seed: int, hardware: str) -> List[Tuple[str, int, int]]:
     return out
 
 
-def writer(path: str, seed: int, hardware: str, start: "multiprocessing.synchronize.Event") -> None:
+def writer(path: str, seed: int, hardware: str, start: "multiprocessing.synchronize.Barrier") -> None:
     rnd = random.Random(seed + 1)
     events = [
         Event("analytics", u, "spinner", "engdes1", hardware, t, f"n{node}", node, "{}", stream=hardware)
         for u, t, node in plan(seed, hardware)
     ]
     store = Store(path, busy_timeout_s=60.0)
-    start.wait(30)
+    start.wait(60)  # both processes have opened the file: write at the same time
     i = 0
     while i < len(events):
         size = rnd.randint(1, 25)
@@ -49,14 +49,13 @@ def test_two_processes_writing_one_file_lose_and_double_count_nothing(tmp_path: 
     path = tmp_path / "shared.db"
     Store(path).close()
     ctx = multiprocessing.get_context("spawn")
-    start = ctx.Event()
+    start = ctx.Barrier(2)
     procs = [
         ctx.Process(target=writer, args=(str(path), seed, hw, start))
         for seed, hw in ((1, "spin30"), (2, "spin31"))
     ]
     for p in procs:
         p.start()
-    start.set()
     for p in procs:
         p.join(120)
         assert p.exitcode == 0

@@ -86,7 +86,6 @@ MIGRATIONS: Tuple[Tuple[str, ...], ...] = (
         )""",
         """CREATE INDEX events_chain ON events (user, exp, course, t)
             WHERE type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL""",
-        "CREATE INDEX events_user ON events (user)",
         """CREATE TABLE transitions (
             user TEXT NOT NULL,
             exp TEXT NOT NULL,
@@ -132,11 +131,6 @@ MIGRATIONS: Tuple[Tuple[str, ...], ...] = (
 SCHEMA_VERSION = len(MIGRATIONS)
 
 # The chain of one (user, exp, course); every query matches the partial index events_chain.
-_SQL_LAST = (
-    "SELECT t, id, node FROM events WHERE user = ? AND exp = ? AND course = ?"
-    " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
-    " ORDER BY t DESC, id DESC LIMIT 1"
-)
 _SQL_PREV = (
     "SELECT t, id, node FROM events WHERE user = ? AND exp = ? AND course = ?"
     " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
@@ -152,6 +146,15 @@ _SQL_CHAIN = (
     " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
     " ORDER BY t, id"
 )
+# The last item of many chains in one statement (keys given as a VALUES list of (?, ?, ?) rows).
+_SQL_TAILS_HEAD = "WITH k (user, exp, course) AS (VALUES "
+_SQL_TAILS_ROW = "(?, ?, ?)"
+_SQL_TAILS_END = (
+    ") SELECT k.user, k.exp, k.course, e.t, e.id, e.node FROM k JOIN events AS e ON e.id = ("
+    "SELECT id FROM events WHERE user = k.user AND exp = k.exp AND course = k.course"
+    " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL ORDER BY t DESC, id DESC LIMIT 1)"
+)
+TAILS_PER_QUERY = 300  # 900 parameters: below SQLite's historical limit of 999
 _SQL_INSERT = (
     "INSERT INTO events (id, received_at, stream, type, user, exp, course, hardware, t, log, node, state,"
     " subject, raw) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -343,8 +346,9 @@ class Store:
         # The chain deltas are computed before the new rows exist, so every query sees the old chain.
         upserts = []
         shrunk = []
+        tails = self._tails(conn, list(chains))
         for key, new in chains.items():
-            delta = self._chain_delta(conn, key, new)
+            delta = self._chain_delta(conn, key, new, tails.get(key))
             if any(v < 0 for v in delta.values()):
                 shrunk.append(key)
             upserts.extend((*key, a, b, d) for (a, b), d in delta.items() if d)
@@ -358,7 +362,21 @@ class Store:
         return ids
 
     @staticmethod
-    def _chain_delta(conn: sqlite3.Connection, key: Key, new: List[ChainItem]) -> Dict[Tuple[int, int], int]:
+    def _tails(conn: sqlite3.Connection, keys: List[Key]) -> Dict[Key, ChainItem]:
+        """The last stored item (t, id, node) of each key's chain, for keys that have one."""
+        found: Dict[Key, ChainItem] = {}
+        for i in range(0, len(keys), TAILS_PER_QUERY):
+            chunk = keys[i : i + TAILS_PER_QUERY]
+            sql = _SQL_TAILS_HEAD + ", ".join([_SQL_TAILS_ROW] * len(chunk)) + _SQL_TAILS_END
+            params = [v for key in chunk for v in key]
+            for user, exp, course, t, event_id, node in conn.execute(sql, params):
+                found[(user, exp, course)] = (t, event_id, node)
+        return found
+
+    @staticmethod
+    def _chain_delta(
+        conn: sqlite3.Connection, key: Key, new: List[ChainItem], last: Optional[ChainItem]
+    ) -> Dict[Tuple[int, int], int]:
         """Change in the pair counts of ``key`` when the ``new`` items join its stored chain.
 
         New items have larger ids than every stored one, so at equal t they go after the stored
@@ -367,7 +385,6 @@ class Store:
         """
         new.sort()
         t0 = new[0][0]
-        last = conn.execute(_SQL_LAST, key).fetchone()
         old: List[ChainItem]
         if last is None:
             old = []
