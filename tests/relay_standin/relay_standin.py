@@ -913,6 +913,9 @@ class BaseServer:
             if length < 0 or length > MAX_BODY:
                 self._send_response(sock, Response(413, "bad body length\n"), close=True)
                 return
+            if length > len(buf) and headers.get("expect", "").lower() == "100-continue":
+                sock.settimeout(10.0)
+                sock.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
             while len(buf) < length:
                 sock.settimeout(30.0)
                 chunk = sock.recv(65536)
