@@ -24,7 +24,6 @@ import re
 import secrets
 import select
 import socket
-import ssl
 import struct
 import sys
 import threading
@@ -33,6 +32,11 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from typing import Any, Callable, Deque, Dict, List, Optional, Set, Tuple, Union
+
+try:  # only wss:// destinations need it; a Python built without OpenSSL still runs everything else
+    import ssl
+except ImportError:  # pragma: no cover
+    ssl = None  # type: ignore[assignment]
 
 LOG = logging.getLogger("relay_standin")
 
@@ -139,6 +143,16 @@ def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + WS_GUID).encode("ascii")).digest()).decode("ascii")
 
 
+def _address_name(sock: socket.socket, peer: bool) -> str:
+    try:
+        address = sock.getpeername() if peer else sock.getsockname()
+    except OSError:
+        return "?"
+    if isinstance(address, tuple) and len(address) >= 2:
+        return f"{address[0]}:{address[1]}"
+    return str(address) or "?"
+
+
 class WSConnection:
     """One websocket connection over a connected socket, for either end.
 
@@ -165,17 +179,15 @@ class WSConnection:
         self.on_pong = on_pong
         self.on_ping = on_ping
         self._buf = bytearray(initial)
+        self._parts: List[bytes] = []
+        self._size = 0
+        self._first_opcode: Optional[int] = None
         self._send_lock = threading.Lock()
         self._close_sent = False
         self._aborted = False
         self.close_code: Optional[int] = None
-        try:
-            peer = sock.getpeername()
-            local = sock.getsockname()
-            self.peer_name = f"{peer[0]}:{peer[1]}"
-            self.local_name = f"{local[0]}:{local[1]}"
-        except OSError:
-            self.peer_name = self.local_name = "?"
+        self.peer_name = _address_name(sock, peer=True)
+        self.local_name = _address_name(sock, peer=False)
 
     # ---- sending ----
     def send_frame(self, opcode: int, payload: bytes) -> None:
@@ -228,7 +240,7 @@ class WSConnection:
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     raise socket.timeout("read timed out")
-                pending = isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
+                pending = ssl is not None and isinstance(self.sock, ssl.SSLSocket) and self.sock.pending() > 0
                 if not pending:
                     readable, _, _ = select.select([self.sock], [], [], min(remaining, 1.0))
                     if not readable:
@@ -292,9 +304,8 @@ class WSConnection:
     def read_message(self, timeout: Optional[float] = None) -> Message:
         """The next data message; answers pings and closes. Raises ConnectionClosed, socket.timeout."""
         deadline = None if timeout is None else time.monotonic() + timeout
-        parts: List[bytes] = []
-        size = 0
-        first_opcode: Optional[int] = None
+        # a message's fragments live on the connection, so a timeout between fragments loses nothing
+        parts = self._parts
         try:
             while True:
                 fin, opcode, payload = self._read_frame(deadline)
@@ -318,18 +329,22 @@ class WSConnection:
                     self.close(code if len(payload) >= 2 else CLOSE_NORMAL)
                     raise ConnectionClosed(code, reason)
                 if opcode == OP_CONT:
-                    if first_opcode is None:
+                    if self._first_opcode is None:
                         raise ProtocolError("continuation without a message")
-                elif first_opcode is not None:
+                elif self._first_opcode is not None:
                     raise ProtocolError("new message inside a fragmented one")
                 else:
-                    first_opcode = opcode
-                size += len(payload)
-                if size > self.max_message:
+                    self._first_opcode = opcode
+                self._size += len(payload)
+                if self._size > self.max_message:
                     raise ProtocolError("message too big", CLOSE_TOO_BIG)
                 parts.append(payload)
                 if fin:
-                    return first_opcode, b"".join(parts)
+                    message = (self._first_opcode, b"".join(parts))
+                    parts.clear()
+                    self._size = 0
+                    self._first_opcode = None
+                    return message
         except ProtocolError as exc:
             self.close_code = exc.code
             self.close(exc.code, str(exc))
@@ -409,6 +424,8 @@ class WSClient:
             raw.connect((parts.hostname, port))
             raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             if secure:
+                if ssl is None:
+                    raise HandshakeError("wss:// needs the ssl module")
                 sock = ssl.create_default_context().wrap_socket(raw, server_hostname=parts.hostname)
             key = base64.b64encode(os.urandom(16)).decode("ascii")
             target = parts.path or "/"

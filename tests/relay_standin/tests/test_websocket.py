@@ -8,6 +8,7 @@ from typing import List
 import pytest
 
 import relay_standin as rs
+from relay_standin import relay_standin as impl
 
 from .helpers import call, wait_for
 
@@ -162,3 +163,15 @@ def test_stop_closes_clients_promptly() -> None:
         a.recv_message(2)
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", host.port), timeout=1).close()
+
+
+def test_client_timeout_between_fragments_loses_nothing() -> None:
+    left, right = socket.socketpair()
+    conn = impl.WSConnection(left, is_client=True)
+    right.sendall(rs.encode_frame(rs.OP_TEXT, b"first ", mask=False, fin=False))
+    with pytest.raises(socket.timeout):
+        conn.read_message(0.1)
+    right.sendall(rs.encode_frame(rs.OP_CONT, b"second", mask=False, fin=True))
+    assert conn.read_message(1) == (rs.OP_TEXT, b"first second")
+    left.close()
+    right.close()
