@@ -75,3 +75,15 @@ def test_forget_cli(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["forget", "--db", str(tmp_path / "no" / "dir.db"), "--user", "x"]) == 1
     err = capsys.readouterr().err.splitlines()
     assert all(line.startswith("practable-analytics: error:") for line in err) and len(err) == 2
+
+
+def test_short_ids_do_not_sweep_unrelated_invalid_text(tmp_path: Path) -> None:
+    with Store(tmp_path / "a.db") as store:
+        store.add_events(
+            [
+                analytics("ab", 1, 0),
+                Event("invalid", None, None, None, None, None, None, None, "table of abbreviations"),
+            ]
+        )
+        assert store.forget("ab")["events"] == 1
+        assert store.count_events() == 1

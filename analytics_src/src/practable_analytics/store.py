@@ -130,6 +130,7 @@ MIGRATIONS: Tuple[Tuple[str, ...], ...] = (
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
+MIN_SWEEP_ID_CHARS = 8
 
 # The chain of one (user, exp, course); every query matches the partial index events_chain.
 _SQL_PREV = (
@@ -424,8 +425,9 @@ class Store:
         """Erase everything about ``user`` in one transaction; returns rows removed per table.
 
         Besides the rows attributed to the user, invalid (unattributed) events whose raw text contains
-        the user id are removed too. Deleted content is overwritten (secure_delete) and the WAL is
-        checkpointed so the data does not linger in the file.
+        the user id are removed too (for ids of at least ``MIN_SWEEP_ID_CHARS`` characters). Deleted
+        content is overwritten (secure_delete) and the WAL is checkpointed so the data does not
+        linger in the file.
         """
         if not user:
             raise ValueError("user must be a non-empty string")
@@ -434,14 +436,21 @@ class Store:
         try:
             with self._write() as conn:
                 removed["events"] = conn.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
-                removed["events"] += conn.execute(
-                    "DELETE FROM events WHERE user IS NULL AND instr(raw, ?) > 0", (user,)
-                ).rowcount
+                if len(user) >= MIN_SWEEP_ID_CHARS:  # a short id would match unrelated text
+                    removed["events"] += conn.execute(
+                        "DELETE FROM events WHERE user IS NULL AND instr(raw, ?) > 0", (user,)
+                    ).rowcount
                 for table in ("transitions", "feedback", "legacy_markers", "legacy_adjacency"):
                     removed[table] = conn.execute(f"DELETE FROM {table} WHERE user = ?", (user,)).rowcount  # noqa: S608
         finally:
             self._conn.execute("PRAGMA secure_delete = OFF")
-        self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            LOG.warning(
+                "%s: other connections kept the WAL from being truncated; erased pages leave it"
+                " when the WAL is next reused",
+                self.path,
+            )
         return removed
 
     # ------------------------------------------------------------------ reads for answers
