@@ -127,6 +127,7 @@ def test_appended_and_bad_lines(tmp_path: Path, data_dir: Path, registry: Regist
                 ).encode()
             )
             f.write(b"\n[1, 2]\n")
+            f.write(b'{"user": "test", "pad": "' + b"x" * (1 << 21) + b'"}\n')
             f.write(json.dumps(late).encode() + b"\n")
         report = import_dir(store, registry, data_dir)
         lines = "\n".join(by_file(report.render())[log.name])
@@ -138,6 +139,7 @@ def test_appended_and_bad_lines(tmp_path: Path, data_dir: Path, registry: Regist
             "'response' (not stored)",
             "fails validation",
             "not a JSON object",
+            "line longer than 1 MiB",
         ):
             assert reason in lines, reason
         assert "already imported 10" in lines

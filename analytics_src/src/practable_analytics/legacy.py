@@ -32,7 +32,7 @@ import logging
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -154,6 +154,24 @@ def _first_user(path: Path) -> Optional[str]:
     return None
 
 
+def _bounded_lines(handle: BinaryIO) -> Iterator[Tuple[int, Optional[bytes]]]:
+    """(line number, bytes) of each line; None for a line over MAX_LINE_BYTES (never held whole)."""
+    lineno = 0
+    while True:
+        data = handle.readline(MAX_LINE_BYTES + 1)
+        if not data:
+            return
+        lineno += 1
+        if len(data) > MAX_LINE_BYTES:
+            while not data.endswith(b"\n"):
+                data = handle.readline(MAX_LINE_BYTES)
+                if not data:
+                    break
+            yield lineno, None
+        else:
+            yield lineno, data
+
+
 class _Importer:
     def __init__(self, store: Store, registry: Registry, progress: Optional[Callable[[str], None]]) -> None:
         self.store = store
@@ -185,9 +203,9 @@ class _Importer:
             report.skip(f"file: cannot read ({exc.strerror or exc})", 0)
             return report
         with handle:
-            for lineno, data in enumerate(handle, start=1):
+            for lineno, data in _bounded_lines(handle):
                 self._tick()
-                if len(data) > MAX_LINE_BYTES:
+                if data is None:
                     report.skip("line longer than 1 MiB", lineno)
                     continue
                 try:
