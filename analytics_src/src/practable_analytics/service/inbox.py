@@ -61,36 +61,53 @@ class Inbox:
 
     def put(self, item: Item, stop: Optional[threading.Event] = None) -> bool:
         """Append one item, waiting while the inbox is full. False if stopped/closed while waiting."""
-        size = len(item[2])
+        return self.put_many([item], stop) == 1
+
+    def put_many(self, items: Sequence[Item], stop: Optional[threading.Event] = None) -> int:
+        """Append items in order under one lock, waiting for room as needed; returns how many went in
+        (fewer only when stopped or closed while waiting)."""
+        done = 0
         with self._lock:
-            if self._closed:
-                return False
-            if len(self._items) >= self.max_items or (self._bytes + size > self.max_bytes and self._items):
-                if not self._wait_for_room(size, stop):
-                    return False
-            self._items.append(item)
-            self._bytes += size
-            stream = item[0]
-            pending = self.pending[stream] + 1
-            self.pending[stream] = pending
-            self.stream_high_water[stream] = max(self.stream_high_water[stream], pending)
-            depth = len(self._items)
-            if depth > self.high_water:
-                self.high_water = depth
-                if (
-                    self._next_threshold < len(self._thresholds)
-                    and depth >= self._thresholds[self._next_threshold]
+            for item in items:
+                if self._closed:
+                    break
+                size = len(item[2])
+                if len(self._items) >= self.max_items or (
+                    self._bytes + size > self.max_bytes and self._items
                 ):
-                    self._next_threshold += 1
-                    LOG.warning(
-                        "inbox high-water mark %d messages (limit %d): the worker is behind",
-                        depth,
-                        self.max_items,
-                    )
-            self.high_water_bytes = max(self.high_water_bytes, self._bytes)
-            if self._worker_waiting:
-                self._not_empty.notify()
-        return True
+                    if done and self._worker_waiting:
+                        self._not_empty.notify()
+                    if not self._wait_for_room(size, stop):
+                        break
+                self._items.append(item)
+                self._bytes += size
+                stream = item[0]
+                pending = self.pending[stream] + 1
+                self.pending[stream] = pending
+                self.stream_high_water[stream] = max(self.stream_high_water[stream], pending)
+                done += 1
+            if done:
+                depth = len(self._items)
+                if depth > self.high_water:
+                    self.high_water = depth
+                    if (
+                        self._next_threshold < len(self._thresholds)
+                        and depth >= self._thresholds[self._next_threshold]
+                    ):
+                        while (
+                            self._next_threshold < len(self._thresholds)
+                            and depth >= self._thresholds[self._next_threshold]
+                        ):
+                            self._next_threshold += 1
+                        LOG.warning(
+                            "inbox high-water mark %d messages (limit %d): the worker is behind",
+                            depth,
+                            self.max_items,
+                        )
+                self.high_water_bytes = max(self.high_water_bytes, self._bytes)
+                if self._worker_waiting:
+                    self._not_empty.notify()
+        return done
 
     def _wait_for_room(self, size: int, stop: Optional[threading.Event]) -> bool:
         # Called with the lock held.

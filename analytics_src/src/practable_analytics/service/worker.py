@@ -15,8 +15,8 @@ import threading
 import time
 from typing import Callable, List, Optional, Sequence
 
+from practable_analytics.service.frames import OP_TEXT
 from practable_analytics.service.inbox import Inbox, Item
-from practable_analytics.service.reader import OPCODE_TEXT
 from practable_analytics.service.sender import Sender
 from practable_analytics.service.stats import StreamStats, WorkerStats
 
@@ -94,7 +94,7 @@ class Worker(threading.Thread):
             if stream != current:
                 self._flush(processor, current, texts)
                 current = stream
-            if opcode == OPCODE_TEXT:
+            if opcode == OP_TEXT:
                 try:
                     texts.append(data.decode("utf-8"))
                     continue
