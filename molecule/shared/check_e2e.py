@@ -234,7 +234,8 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--restart-limit", type=float, default=5.0)
     p.add_argument("--skip-restart", action="store_true")
     args = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    log.setLevel(logging.INFO)
 
     checks = Checks()
     box = Container(args.container)

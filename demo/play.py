@@ -1,0 +1,243 @@
+#!/usr/bin/env python3
+"""The demo's show: recorded lab sessions through the remote relay, then the dashboard's view.
+
+Runs on the controller against the converged demo container (molecule/demo). It plays the remote
+practable relay (the relay stand-in's ``remote`` mode, which the container's relay host reaches as
+host.containers.internal), replays the recorded sessions of a few students exactly as their lab UIs
+would (access endpoint with a token, websocket, one message at a time, paced), then asks for
+``all_feedback`` as the analytics dashboard would and prints the five answers for one student. Finally it
+copies the container's SQLite store and draws the student's task graph beside the expert graph (PNG).
+"""
+
+import argparse
+import json
+import logging
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "molecule" / "shared"))
+sys.path.insert(0, str(ROOT / "tests" / "relay_standin"))
+import check_e2e  # noqa: E402
+import relay_standin  # noqa: E402
+
+log = logging.getLogger("demo")
+
+
+def say(text: str = "") -> None:
+    """Progress for the person watching (the demo's output is its purpose)."""
+    sys.stdout.write(text + "\n")
+    sys.stdout.flush()
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def show_graph(answer: Dict[str, Any]) -> None:
+    edges = sorted(answer.get("edges", []), key=lambda e: (-float(e.get("width", 0)), e["from"], e["to"]))
+    if not edges:
+        say("    (no transitions yet)")
+    for e in edges:
+        arrow = "loops on" if e["from"] == e["to"] else "->"
+        target = "" if e["from"] == e["to"] else e["to"]
+        say(f"    {e['from']:>14} {arrow} {target:<14} x{e.get('label', '')}")
+    cent = answer.get("node_info", {}).get("in_centrality", {})
+    if cent:
+        ranked = sorted(cent.items(), key=lambda kv: -kv[1])
+        say("    in-centrality: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked if v))
+
+
+def show(answers: List[Dict[str, Any]], graph: str) -> None:
+    by = {a.get("content"): a for a in answers}
+    if "student_graph" in by:
+        say("  Student's task graph (mode -> next mode, times):")
+        show_graph(by["student_graph"])
+    if "comparison_graph" in by:
+        say(f"  Expert graph {graph}:")
+        show_graph(by["comparison_graph"])
+    if "task_identification" in by:
+        tasks = by["task_identification"].get("tasks", {})
+        ranked = sorted(tasks.items(), key=lambda kv: (kv[1] is None, kv[1] if kv[1] is not None else 0))
+        say("  Task distances (smaller = closer to that task's expert graph):")
+        for i, (name, dist) in enumerate(ranked):
+            mark = "  <- most likely task" if i == 0 and dist is not None else ""
+            say(f"    {name:<28} {fmt(dist):>8}{mark}")
+    if "indicators" in by:
+        ind = by["indicators"].get("indicators", {})
+        say("  Indicators:")
+        say(
+            f"    exploration {fmt(ind.get('exploration'))}   enjoyment {fmt(ind.get('enjoyment'))}"
+            f"   edges {fmt(ind.get('edges'), 1)} % of the whole procedure"
+        )
+    if "centroids" in by:
+        cents = by["centroids"].get("centroids", {})
+        say("  Centroids (mass centre of the modes used, unit circle):")
+        for key, value in cents.items():
+            if key == "vertices":
+                continue
+            if isinstance(value, dict):
+                say(f"    {key:<14} x {fmt(value.get('x'))}  y {fmt(value.get('y'))}")
+            elif isinstance(value, (list, tuple)) and len(value) == 2:
+                say(f"    {key:<14} x {fmt(value[0])}  y {fmt(value[1])}")
+            else:
+                say(f"    {key:<14} {value}")
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--container", default="practable-demo")
+    p.add_argument("--devices", default="spin30,spin31,spin32")
+    p.add_argument("--secret", required=True)
+    p.add_argument("--remote-port", type=int, default=18082)
+    p.add_argument("--access-base", required=True)
+    p.add_argument("--db", default="/var/analytics/data/analytics.sqlite")
+    p.add_argument("--sessions", default=str(ROOT / "analytics_src/tests/data/sample_logs"))
+    p.add_argument("--graph", default="spinner-engdes1-1-core")
+    p.add_argument("--pace", type=float, default=0.15, help="seconds between a lab UI's messages")
+    p.add_argument("--out", default=str(ROOT / "demo" / "out"))
+    args = p.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING, format="%(name)s: %(message)s", stream=sys.stderr)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    devices = [d for d in args.devices.split(",") if d]
+    box = check_e2e.Container(args.container)
+
+    say(
+        f"--- remote relay (stand-in) on port {args.remote_port}, for the container: {args.access_base}"
+    )
+    remote = relay_standin.start_remote(
+        args.secret, port=args.remote_port, bind="0.0.0.0", access_base=args.access_base
+    )
+    try:
+        topics = [d + "-log" for d in devices]
+
+        def linked() -> bool:
+            stats = remote.stats()
+            return all(check_e2e.stream_has_client(stats, t) for t in topics)
+
+        say("    waiting for the relay host's destinations to connect (it retries every 1-10 s)...")
+        ok, secs = check_e2e.wait_for("links", linked, 40)
+        if not ok:
+            say(
+                "    the relay host did not connect to the remote relay: see `podman exec "
+                f"{args.container} journalctl -u session.service`"
+            )
+            return 1
+        say(f"    {len(topics)} device topics linked after {secs:.1f} s")
+
+        # the students
+        sessions: Dict[str, List[Dict[str, Any]]] = {}
+        for path in sorted(Path(args.sessions).glob("*.json")):
+            msgs = [m for m in check_e2e.load_messages(path) if m.get("hardware") in devices]
+            if msgs:
+                sessions[path.name] = msgs
+        users = sorted({m["user"] for msgs in sessions.values() for m in msgs})
+        say(
+            f"--- playing {len(sessions)} recorded lab sessions of {len(users)} students"
+            f" ({sum(len(v) for v in sessions.values())} messages, {args.pace:.2f} s apart)"
+        )
+        sent: List[Dict[str, Any]] = []
+        for name, msgs in sessions.items():
+            dev = msgs[0]["hardware"]
+            ui = check_e2e.LabClient(args.remote_port, args.access_base, args.secret, dev + "-log")
+            say(f"  lab UI of student {msgs[0]['user'][:8]} on {dev} ({name})")
+            for m in msgs:
+                ui.send(m)
+                sent.append(m)
+                mode = m.get("payload", {}).get("log", m.get("type"))
+                say(f"    {time.strftime('%H:%M:%S')} {dev} {m['type']:<9} {mode}")
+                time.sleep(args.pace)
+            ui.close()
+
+        # the dashboard
+        student = max(users, key=lambda u: len({m["hardware"] for m in sent if m["user"] == u}))
+        first = next(m for m in sent if m["user"] == student)
+        dev = first["hardware"]
+        say(f"--- the dashboard of student {student} asks for all_feedback on {dev} (graph {args.graph})")
+        dashboard = check_e2e.LabClient(args.remote_port, args.access_base, args.secret, dev + "-log")
+        request = {
+            "user": student,
+            "t": int(time.time() * 1000),
+            "exp": first["exp"],
+            "course": first["course"],
+            "type": "request",
+            "payload": {"content": "all_feedback", "graph": args.graph},
+        }
+        got: List[Dict[str, Any]] = []
+        for _ in range(5):
+            dashboard.received.clear()
+            dashboard.send(request)
+            dashboard.collect(lambda r: len([a for a in r if a.get("type") == "response"]) >= 5, 5)
+            got = [a for a in dashboard.received if a.get("type") == "response" and a.get("user") == student]
+            if len(got) >= 5:
+                break
+        dashboard.close()
+        if len(got) < 5:
+            say(
+                f"    only {len(got)} answers arrived: see `podman exec {args.container} journalctl -u "
+                "'analytics-logger@*'`"
+            )
+            return 1
+        (out / "answers.json").write_text(json.dumps(got, indent=2) + "\n")
+        say(f"    5 answers received: {', '.join(a.get('content', '?') for a in got)}")
+        show(got, args.graph)
+    finally:
+        remote.stop()
+
+    # the store and the picture
+    say("--- copying the container's SQLite store and drawing the task graphs")
+    snap = "/tmp/demo-store-copy.sqlite"
+    code = (
+        f"import sqlite3;s=sqlite3.connect('file:{args.db}?mode=ro',uri=True);d=sqlite3.connect('{snap}');"
+        "s.backup(d);d.close()"
+    )
+    box.run("python3", "-c", code, check=True)
+    db = out / "analytics.sqlite"
+    if db.exists():
+        db.unlink()
+    subprocess.run(["podman", "cp", f"{args.container}:{snap}", str(db)], check=True)
+    png = out / f"task-graph-{student[:8]}.png"
+    cli = Path(sys.executable).parent / "practable-analytics"
+    subprocess.run(
+        [
+            str(cli),
+            "plot",
+            "--db",
+            str(db),
+            "--user",
+            student,
+            "--exp",
+            first["exp"],
+            "--course",
+            first["course"],
+            "--compare",
+            args.graph,
+            "--out",
+            str(png),
+        ],
+        check=True,
+    )
+    subprocess.run([str(cli), "report", "--db", str(db), "--user", student], check=False)
+    say("")
+    say("--- done. Files:")
+    say(f"    {png}  (student's task graph beside the expert graph {args.graph})")
+    say(f"    {out / 'answers.json'}  (the five dashboard answers as JSON)")
+    say(f"    {db}  (copy of the analytics store; try: .venv/bin/practable-analytics export --db {db} ...)")
+    say(
+        f"    inside the container: podman exec -it {args.container} bash  (units: session.service,"
+        " session-rules.service, analytics-logger@<device>)"
+    )
+    say("    clean up: make demo-clean")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# make demo: deploy the whole stack (playbooks/site.yml) into a local systemd container with the relay
+# stand-in as the practable relay, play recorded lab sessions through the remote relay as lab UIs
+# would, and show what the dashboard would show for one student. Clean up with `make demo-clean`.
+source "$(dirname "$0")/../scripts/lib.sh"
+export PATH="$VENV/bin:$PATH"
+export ANSIBLE_COLLECTIONS_PATH="$ROOT/collections:$COLLECTIONS"
+export MOLECULE_IMAGE="${MOLECULE_IMAGE:-localhost/bullseye-systemd:latest}"
+export PRACTABLE_E2E_PORT="${PRACTABLE_DEMO_PORT:-18082}"
+cd "$ROOT"
+SECRET="$(grep -E '^e2e_secret:' molecule/shared/group_vars/all/e2e.yml | sed -E 's/^e2e_secret: *"?([^"]*)"?/\1/')"
+
+log "1/2 deploying Go, the relay host, its rules and the analytics loggers into container practable-demo (molecule converge -s demo; 2-4 min the first time, seconds after)"
+molecule converge -s demo 2>&1 | tee "$CACHE/demo-converge.log" | grep -E --line-buffered '^(PLAY|TASK|fatal|failed|changed|ok: \[practable-demo\] =>)|RECAP|practable-demo *:' \
+    | sed -u -e 's/\*\{3,\}//' || true
+[ "${PIPESTATUS[0]}" -eq 0 ] || die "converge failed: see $CACHE/demo-converge.log"
+
+log "2/2 playing the recorded sessions and asking as the dashboard"
+python demo/play.py --container practable-demo --secret "$SECRET" \
+    --remote-port "$PRACTABLE_E2E_PORT" --access-base "http://host.containers.internal:$PRACTABLE_E2E_PORT" \
+    --out "$ROOT/demo/out"
