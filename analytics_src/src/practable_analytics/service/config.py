@@ -39,7 +39,7 @@ class ServeConfig:
     send_spacing_s: float = 0.001
     queue_size: int = 100_000
     queue_bytes: int = 256 * 1024 * 1024
-    batch_size: int = 100
+    batch_size: int = 300
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 10.0
     connect_timeout_s: float = 5.0
@@ -67,7 +67,7 @@ _SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], Any, str], ...] = (
     ),
     ("--queue-size", "queue_size", "QUEUE_SIZE", int, 100_000, "inbox bound in messages"),
     ("--queue-bytes", "queue_bytes", "QUEUE_BYTES", int, 256 * 1024 * 1024, "inbox bound in bytes"),
-    ("--batch-size", "batch_size", "BATCH_SIZE", int, 100, "most messages committed in one transaction"),
+    ("--batch-size", "batch_size", "BATCH_SIZE", int, 300, "most messages committed in one transaction"),
     (
         "--backoff-initial",
         "backoff_initial_s",

@@ -35,18 +35,19 @@ class Sender(threading.Thread):
         self.stats = stats
         self.spacing_s = max(0.0, spacing_s)
         self.ttl_s = ttl_s
-        self._answers: Deque[Tuple[float, List[str]]] = collections.deque()
+        self._answers: Deque[Tuple[float, float, List[str]]] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
         self._drain_until = 0.0
         self._last_send = 0.0
 
-    def submit(self, messages: List[str]) -> None:
-        """Queue one answer (its messages already encoded) to go out in order."""
+    def submit(self, messages: List[str], received: Optional[float] = None) -> None:
+        """Queue one answer (its messages already encoded) to go out in order; received is the
+        request's receive time (epoch s), for the answer latency figures."""
         if not messages:
             return
         with self._cond:
-            self._answers.append((time.monotonic() + self.ttl_s, messages))
+            self._answers.append((time.monotonic() + self.ttl_s, time.time() if received is None else received, messages))
             depth = len(self._answers)
             self.stats.send_queue_high_water = max(self.stats.send_queue_high_water, depth)
             self._cond.notify()
@@ -73,12 +74,12 @@ class Sender(threading.Thread):
                         self.stats.error("answer_unsent_at_stop", dropped)
                         self._answers.clear()
                     return
-                deadline, messages = self._answers.popleft()
+                deadline, received, messages = self._answers.popleft()
             if self._stopping:
                 deadline = min(deadline, self._drain_until)
-            self._send_answer(deadline, messages)
+            self._send_answer(deadline, received, messages)
 
-    def _send_answer(self, deadline: float, messages: List[str]) -> None:
+    def _send_answer(self, deadline: float, received: float, messages: List[str]) -> None:
         for i, text in enumerate(messages):
             ws = self._wait_for_link(deadline)
             if ws is None:
@@ -105,6 +106,7 @@ class Sender(threading.Thread):
                 self._last_send = time.monotonic()
             self.stats.messages_sent += 1
         self.stats.answers_sent += 1
+        self.stats.answer_latencies.append(time.time() - received)
 
     def _wait_for_link(self, deadline: float) -> Optional[object]:
         while True:

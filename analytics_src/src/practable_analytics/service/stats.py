@@ -4,10 +4,11 @@ Each plain counter has one writing thread (reader, sender or worker), so no lock
 error counts are written by several threads and sit behind a lock.
 """
 
+import collections
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Dict, Optional
+from typing import Deque, Dict, Optional
 
 
 def iso_time(epoch_s: Optional[float]) -> Optional[str]:
@@ -33,6 +34,8 @@ class StreamStats:
         self.answers_sent = 0  # answers whose every message went out (sender thread)
         self.messages_sent = 0  # individual response messages sent (sender thread)
         self.send_queue_high_water = 0
+        # request received -> last message of its answer sent, seconds (sender thread; recent ones)
+        self.answer_latencies: Deque[float] = collections.deque(maxlen=1000)
         self._errors: Dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -49,6 +52,18 @@ class StreamStats:
     def errors(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._errors)
+
+    def answer_latency_ms(self) -> Dict[str, Optional[float]]:
+        """p50/p95/max of the recent answers' latency inside the service (receive -> last send)."""
+        values = sorted(list(self.answer_latencies))
+        if not values:
+            return {"count": 0, "p50": None, "p95": None, "max": None}
+        n = len(values)
+
+        def pick(q: float) -> float:
+            return round(values[min(n - 1, int(q * n))] * 1000.0, 3)
+
+        return {"count": n, "p50": pick(0.5), "p95": pick(0.95), "max": round(values[-1] * 1000.0, 3)}
 
 
 class WorkerStats:

@@ -45,6 +45,7 @@ def build(
             "requests": s.requests,
             "answers_sent": s.answers_sent,
             "messages_sent": s.messages_sent,
+            "answer_latency_ms": s.answer_latency_ms(),
             "answers_pending": sender.pending(),
             "errors": s.errors(),
             "queue_pending": pending,
@@ -153,6 +154,12 @@ def render(documents: Sequence[Mapping[str, Any]], counts: Optional[Mapping[str,
                 f"answers sent {s.get('answers_sent')}  queue high-water {s.get('queue_high_water')}  "
                 f"last event {s.get('last_event')}"
             )
+            latency = s.get("answer_latency_ms") or {}
+            if latency.get("count"):
+                lines.append(
+                    f"    answer latency in the service: p50 {latency.get('p50')} ms  p95 {latency.get('p95')} ms"
+                    f"  max {latency.get('max')} ms (last {latency.get('count')} answers)"
+                )
             if s.get("errors"):
                 lines.append(f"    errors {_errors(s.get('errors'))}")
     if counts is not None:

@@ -53,7 +53,7 @@ class Worker(threading.Thread):
         senders: Sequence[Sender],
         stream_stats: Sequence[StreamStats],
         stats: WorkerStats,
-        batch_size: int = 100,
+        batch_size: int = 300,
     ) -> None:
         super().__init__(name="worker", daemon=True)
         self.inbox = inbox
@@ -89,22 +89,24 @@ class Worker(threading.Thread):
     def process(self, processor: Processor, batch: List[Item]) -> None:
         """Store and answer one batch, in arrival order, run by run of consecutive same-stream items."""
         texts: List[str] = []
+        times: List[float] = []
         current = batch[0][0]
-        for stream, opcode, data, _received in batch:
+        for stream, opcode, data, received in batch:
             if stream != current:
-                self._flush(processor, current, texts)
+                self._flush(processor, current, texts, times)
                 current = stream
             if opcode == OP_TEXT:
                 try:
                     texts.append(data.decode("utf-8"))
+                    times.append(received)
                     continue
                 except UnicodeDecodeError:
                     raw = data.decode("utf-8", "backslashreplace")
             else:
                 raw = "binary frame: " + data.decode("utf-8", "backslashreplace")
-            self._flush(processor, stream, texts)
+            self._flush(processor, stream, texts, times)
             self._store_invalid(processor, stream, raw)
-        self._flush(processor, current, texts)
+        self._flush(processor, current, texts, times)
         now = time.time()
         stats = self.stats
         stats.batches += 1
@@ -113,10 +115,11 @@ class Worker(threading.Thread):
         stats.max_commit_latency_s = max(stats.max_commit_latency_s, now - batch[0][3])
         stats.last_commit = now
 
-    def _flush(self, processor: Processor, stream: int, texts: List[str]) -> None:
+    def _flush(self, processor: Processor, stream: int, texts: List[str], times: List[float]) -> None:
         if texts:
-            self._handle(processor, stream, texts)
+            self._handle(processor, stream, texts, times)
             del texts[:]
+            del times[:]
 
     def _store_invalid(self, processor: Processor, stream: int, raw: str) -> None:
         name = self.names[stream]
@@ -127,7 +130,7 @@ class Worker(threading.Thread):
             self.stats.error("store_failed")
             LOG.error("stream %s: storing an undecodable frame failed: %s", name, type(exc).__name__)
 
-    def _handle(self, processor: Processor, stream: int, texts: List[str]) -> None:
+    def _handle(self, processor: Processor, stream: int, texts: List[str], times: List[float]) -> None:
         name = self.names[stream]
         try:
             answers = processor.process_run(name, texts)
@@ -143,7 +146,7 @@ class Worker(threading.Thread):
             return
         sender = self.senders[stream]
         stats = self.stream_stats[stream]
-        for responses in answers:
+        for responses, received in zip(answers, times):
             if not responses:
                 continue
             stats.requests += 1
@@ -154,4 +157,4 @@ class Worker(threading.Thread):
                 except (TypeError, ValueError) as exc:
                     stats.error("encode_failed")
                     LOG.error("stream %s: an answer could not be encoded: %s", name, exc)
-            sender.submit(encoded)
+            sender.submit(encoded, received)
