@@ -110,9 +110,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     devices = [d for d in args.devices.split(",") if d]
     box = check_e2e.Container(args.container)
 
-    say(
-        f"--- remote relay (stand-in) on port {args.remote_port}, for the container: {args.access_base}"
-    )
+    say(f"--- remote relay (stand-in) on port {args.remote_port}, for the container: {args.access_base}")
     remote = relay_standin.start_remote(
         args.secret, port=args.remote_port, bind="0.0.0.0", access_base=args.access_base
     )
@@ -135,8 +133,9 @@ def main(argv: Optional[List[str]] = None) -> int:
 
         # the students
         sessions: Dict[str, List[Dict[str, Any]]] = {}
+        fresh: Dict[str, str] = {}  # recorded student id -> this run's id (a rerun is new students)
         for path in sorted(Path(args.sessions).glob("*.json")):
-            msgs = [m for m in check_e2e.load_messages(path) if m.get("hardware") in devices]
+            msgs = [m for m in check_e2e.load_messages(path, fresh) if m.get("hardware") in devices]
             if msgs:
                 sessions[path.name] = msgs
         users = sorted({m["user"] for msgs in sessions.values() for m in msgs})

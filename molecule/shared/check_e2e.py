@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 import urllib.request
+import uuid
 from pathlib import Path
 from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
@@ -118,8 +119,15 @@ def wait_for(what: str, probe: Callable[[], Any], timeout: float, interval: floa
     return None, timeout
 
 
-def load_messages(path: Path) -> List[Dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def load_messages(path: Path, users: Optional[Dict[str, str]] = None) -> List[Dict[str, Any]]:
+    """The messages of a recorded session; with ``users``, each student id is replaced by a fresh UUID
+    (kept in ``users``), so every run is a new student whatever the store already holds."""
+    out = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    if users is not None:
+        for m in out:
+            if isinstance(m.get("user"), str):
+                m["user"] = users.setdefault(m["user"], str(uuid.uuid4()))
+    return out
 
 
 def expected_answers(messages: Sequence[Dict[str, Any]], request: Dict[str, Any]) -> List[Dict[str, Any]]:
@@ -290,8 +298,9 @@ def main(argv: Optional[List[str]] = None) -> int:
         # 4. students' lab UIs
         sessions = sorted(Path(args.sessions).glob("*.json"))
         by_device: Dict[str, List[Dict[str, Any]]] = {}
+        fresh: Dict[str, str] = {}
         for path in sessions:
-            for m in load_messages(path):
+            for m in load_messages(path, fresh):
                 if m.get("hardware") in devices:
                     by_device.setdefault(m["hardware"], []).append(m)
         sent: List[Dict[str, Any]] = []
@@ -347,8 +356,14 @@ def main(argv: Optional[List[str]] = None) -> int:
             "got %s" % [a.get("content") for a in got],
         )
         if not matched and got:
-            log.info("expected: %s", json.dumps(expected)[:2000])
-            log.info("received: %s", json.dumps(got)[:2000])
+            for g, e in zip(got, expected):
+                if not same(g, e):
+                    log.info(
+                        "%s differs:\n expected %s\n received %s",
+                        e.get("content"),
+                        json.dumps(e)[:600],
+                        json.dumps(g)[:600],
+                    )
         dashboard.close()
         for client in clients.values():
             client.close()
