@@ -86,6 +86,7 @@ _SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], Any, str], ...] = (
         10.0,
         "how long an answer waits for a reconnect, s",
     ),
+    ("--stop-timeout", "stop_timeout_s", "STOP_TIMEOUT", float, 4.0, "most seconds a SIGTERM stop may take"),
 )
 
 
@@ -236,7 +237,7 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
             raise ConfigError(f"{dest.replace('_', '-')} must be a positive number, got {value}")
 
     for dest in ("status_interval_s", "queue_size", "queue_bytes", "batch_size", "backoff_initial_s",
-                 "backoff_max_s", "connect_timeout_s", "answer_ttl_s"):  # fmt: skip
+                 "backoff_max_s", "connect_timeout_s", "answer_ttl_s", "stop_timeout_s"):  # fmt: skip
         positive(dest)
     positive("send_spacing_ms", allow_zero=True)
     if values["send_spacing_ms"] > 1000:
@@ -258,4 +259,5 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
         backoff_max_s=values["backoff_max_s"],
         connect_timeout_s=values["connect_timeout_s"],
         answer_ttl_s=values["answer_ttl_s"],
+        stop_timeout_s=values["stop_timeout_s"],
     )

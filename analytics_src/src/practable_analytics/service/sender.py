@@ -47,7 +47,9 @@ class Sender(threading.Thread):
         if not messages:
             return
         with self._cond:
-            self._answers.append((time.monotonic() + self.ttl_s, time.time() if received is None else received, messages))
+            self._answers.append(
+                (time.monotonic() + self.ttl_s, time.time() if received is None else received, messages)
+            )
             depth = len(self._answers)
             self.stats.send_queue_high_water = max(self.stats.send_queue_high_water, depth)
             self._cond.notify()

@@ -157,8 +157,9 @@ def render(documents: Sequence[Mapping[str, Any]], counts: Optional[Mapping[str,
             latency = s.get("answer_latency_ms") or {}
             if latency.get("count"):
                 lines.append(
-                    f"    answer latency in the service: p50 {latency.get('p50')} ms  p95 {latency.get('p95')} ms"
-                    f"  max {latency.get('max')} ms (last {latency.get('count')} answers)"
+                    f"    answer latency in the service: p50 {latency.get('p50')} ms"
+                    f"  p95 {latency.get('p95')} ms  max {latency.get('max')} ms"
+                    f" (last {latency.get('count')} answers)"
                 )
             if s.get("errors"):
                 lines.append(f"    errors {_errors(s.get('errors'))}")
