@@ -208,10 +208,13 @@ class Reader(threading.Thread):
 
 
 def _close_quietly(ws: Any) -> None:
+    """Send a close frame (best effort) and close the socket, without waiting for the reply: a
+    stop must not wait on 48 relays' close handshakes one after the other."""
     try:
-        ws.close(timeout=0.2)
-    except Exception:  # noqa: BLE001 (closing a broken socket may fail any way; nothing to do)
-        try:
-            ws.shutdown()
-        except Exception:  # noqa: BLE001
-            LOG.debug("socket close failed")
+        ws.send_close()
+    except Exception:  # noqa: BLE001 (the connection may already be broken; nothing to do)
+        LOG.debug("close frame not sent")
+    try:
+        ws.shutdown()
+    except Exception:  # noqa: BLE001
+        LOG.debug("socket close failed")
