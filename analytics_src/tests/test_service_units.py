@@ -421,3 +421,21 @@ def test_status_file_is_written_atomically_and_readable(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError):
         read(tmp_path / "bad.json")
+
+
+def test_sender_backlog_is_bounded_and_stale_answers_are_dropped() -> None:
+    link = Link()
+    ws = RecordingSocket(delay=0.01)
+    link.set(ws)
+    stats = StreamStats("s", "ws://x/ws/s")
+    sender = Sender("s", link, stats, spacing_s=0.0, ttl_s=0.2, max_pending=5)
+    for i in range(8):  # before the thread runs: 3 oldest pushed out of the backlog
+        sender.submit([str(i)])
+    assert stats.errors() == {"answer_overflow": 3} and sender.pending() == 5
+    time.sleep(0.25)  # all of them are now older than the ttl
+    sender.submit(["fresh"])  # the backlog is full: pushes out one more
+    sender.start()
+    assert wait(lambda: ws.sent == ["fresh"], 2.0)
+    sender.stop()
+    sender.join(2.0)
+    assert stats.errors() == {"answer_overflow": 4, "answer_expired": 4}

@@ -27,14 +27,18 @@ class Sender(threading.Thread):
         name: str,
         link: Link,
         stats: StreamStats,
+        *,
         spacing_s: float = 0.001,
         ttl_s: float = 10.0,
+        max_pending: int = 1000,
     ) -> None:
         super().__init__(name=f"send-{name}", daemon=True)
         self.link = link
         self.stats = stats
         self.spacing_s = max(0.0, spacing_s)
         self.ttl_s = ttl_s
+        self.max_pending = max_pending
+        self._late = 0
         self._answers: Deque[Tuple[float, float, List[str]]] = collections.deque()
         self._cond = threading.Condition()
         self._stopping = False
@@ -47,6 +51,12 @@ class Sender(threading.Thread):
         if not messages:
             return
         with self._cond:
+            if len(self._answers) >= self.max_pending:
+                # Requests arrive faster than paced answers can go out: the oldest answer is the
+                # least useful one. Bounded memory beats an ever-growing backlog.
+                self._answers.popleft()
+                self.stats.error("answer_overflow")
+                self._log_late("answer backlog full")
             self._answers.append(
                 (time.monotonic() + self.ttl_s, time.time() if received is None else received, messages)
             )
@@ -77,9 +87,18 @@ class Sender(threading.Thread):
                         self._answers.clear()
                     return
                 deadline, received, messages = self._answers.popleft()
+            if time.monotonic() > deadline:  # waited in the backlog past its ttl: nobody waits for it
+                self.stats.error("answer_expired")
+                self._log_late("answer expired in the backlog")
+                continue
             if self._stopping:
                 deadline = min(deadline, self._drain_until)
             self._send_answer(deadline, received, messages)
+
+    def _log_late(self, what: str) -> None:
+        self._late += 1
+        if self._late == 1 or self._late % 100 == 0:
+            LOG.warning("stream %s: %s (%d answers dropped so far)", self.stats.name, what, self._late)
 
     def _send_answer(self, deadline: float, received: float, messages: List[str]) -> None:
         for i, text in enumerate(messages):
