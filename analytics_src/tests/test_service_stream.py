@@ -2,6 +2,7 @@
 real SQLite files. Counts are checked against what the stand-in says it delivered to the service."""
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -350,3 +351,41 @@ def test_status_file_and_status_command(tmp_path: Path, host: Any) -> None:
         check=False,
     )
     assert missing.returncode == 1 and "problem: status file" in missing.stdout
+
+
+def test_configured_by_environment_only_like_the_systemd_unit(tmp_path: Path, host: Any) -> None:
+    db, status_file = tmp_path / "env.db", tmp_path / "spin30.json"
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    env.update(
+        {
+            "PRACTABLE_ANALYTICS_STREAMS": f"{host.ws_url('ws/spin30')} {host.ws_url('ws/spin31')}",
+            "PRACTABLE_ANALYTICS_DB": str(db),
+            "PRACTABLE_ANALYTICS_STATUS_FILE": str(status_file),
+            "PRACTABLE_ANALYTICS_STATUS_INTERVAL": "0.1",
+        }
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "practable_analytics.cli", "--log-level", "INFO", "serve"],
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+    )
+    try:
+
+        def connected() -> bool:
+            try:
+                streams = json.loads(status_file.read_text())["streams"]
+            except (OSError, ValueError, KeyError):
+                return False
+            return all(s["connected"] for s in streams.values()) and len(streams) == 2
+
+        assert wait_for(connected, 10)
+        ui = connect(host, "spin31")
+        ui.send_text(dumps(analytics(1, "voltage", hardware="spin31")))
+        assert wait_for(lambda: stored_counts(db).get("spin31") == 1, 5)
+    finally:
+        proc.terminate()
+        _, err = proc.communicate(timeout=10)
+    assert proc.returncode == 0
+    assert b"serving 2 stream(s)" in err
