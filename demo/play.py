@@ -46,9 +46,8 @@ def show_graph(answer: Dict[str, Any]) -> None:
     if not edges:
         say("    (no transitions yet)")
     for e in edges:
-        arrow = "loops on" if e["from"] == e["to"] else "->"
-        target = "" if e["from"] == e["to"] else e["to"]
-        say(f"    {e['from']:>14} {arrow} {target:<14} x{e.get('label', '')}")
+        target = "(again)" if e["from"] == e["to"] else e["to"]
+        say(f"    {e['from']:>14} -> {target:<14} x{e.get('label', '')}")
     cent = answer.get("node_info", {}).get("in_centrality", {})
     if cent:
         ranked = sorted(cent.items(), key=lambda kv: -kv[1])
@@ -134,10 +133,27 @@ def main(argv: Optional[List[str]] = None) -> int:
         # the students
         sessions: Dict[str, List[Dict[str, Any]]] = {}
         fresh: Dict[str, str] = {}  # recorded student id -> this run's id (a rerun is new students)
+        spare = list(devices)
+        recorded: Dict[str, List[Dict[str, Any]]] = {}
         for path in sorted(Path(args.sessions).glob("*.json")):
-            msgs = [m for m in check_e2e.load_messages(path, fresh) if m.get("hardware") in devices]
+            msgs = [
+                m
+                for m in check_e2e.load_messages(path, fresh)
+                if m.get("exp") == "spinner" and m.get("course") and m.get("hardware")
+            ]
             if msgs:
-                sessions[path.name] = msgs
+                recorded[path.name] = msgs
+                if msgs[0]["hardware"] in spare:
+                    spare.remove(msgs[0]["hardware"])
+        for name, msgs in recorded.items():
+            hw = msgs[0]["hardware"]
+            if hw not in devices:  # a session recorded on a test rig: play it on a free device
+                if not spare:
+                    continue
+                new = spare.pop(0)
+                for m in msgs:
+                    m["hardware"] = new
+            sessions[name] = msgs
         users = sorted({m["user"] for msgs in sessions.values() for m in msgs})
         say(
             f"--- playing {len(sessions)} recorded lab sessions of {len(users)} students"
@@ -157,11 +173,30 @@ def main(argv: Optional[List[str]] = None) -> int:
             ui.close()
 
         # the dashboard
-        student = max(users, key=lambda u: len({m["hardware"] for m in sent if m["user"] == u}))
+        # the student with the most varied session: the most distinct modes, then devices
+        student = max(
+            users,
+            key=lambda u: (
+                len({str(m.get("payload", {}).get("log")) for m in sent if m["user"] == u}),
+                len({m["hardware"] for m in sent if m["user"] == u}),
+            ),
+        )
         first = next(m for m in sent if m["user"] == student)
         dev = first["hardware"]
         say(f"--- the dashboard of student {student} asks for all_feedback on {dev} (graph {args.graph})")
         dashboard = check_e2e.LabClient(args.remote_port, args.access_base, args.secret, dev + "-log")
+        for state, subject in (("Curious", "Hardware"), ("Engaged", "UI"), ("Confused", "Workbook")):
+            report = {
+                "user": student,
+                "t": int(time.time() * 1000),
+                "exp": first["exp"],
+                "course": first["course"],
+                "type": "feedback",
+                "payload": {"state": state, "subject": subject},
+            }
+            dashboard.send(report)
+            say(f"    the student reports feeling {state} about {subject}")
+            time.sleep(args.pace)
         request = {
             "user": student,
             "t": int(time.time() * 1000),
