@@ -6,7 +6,7 @@ name: device_range
 short_description: Expand device names and ranges such as C(spin30..spin41)
 version_added: "0.1.0"
 author:
-  - practable.analytics contributors
+  - practable.analytics contributors (@practable)
 description:
   - Turns a list (or a comma or space separated string) of device names and ranges into a list of names,
     in order, without duplicates.

@@ -6,7 +6,7 @@ name: relay_token
 short_description: Mint a practable relay access token
 version_added: "0.1.0"
 author:
-  - practable.analytics contributors
+  - practable.analytics contributors (@practable)
 description:
   - Returns an HS256 JWT signed with the relay secret for the log topic of one stream, as the practable
     relay access endpoint expects it.

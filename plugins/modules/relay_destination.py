@@ -18,7 +18,7 @@ description:
   - The relay host keeps rules in memory only; they are lost when it restarts. The C(relay_rules) role
     installs a service that re-applies them.
 author:
-  - practable.analytics contributors
+  - practable.analytics contributors (@practable)
 options:
   api_url:
     description:

@@ -6,7 +6,7 @@ name: relay_token_valid
 short_description: Whether a relay access token can be kept
 version_added: "0.1.0"
 author:
-  - practable.analytics contributors
+  - practable.analytics contributors (@practable)
 description:
   - True when the token is an HS256 JWT signed with the secret, carries exactly the claims
     M(practable.analytics.relay_token) would mint for the stream and access base, and stays valid for at

@@ -1,4 +1,3 @@
-#!/usr/bin/python3
 # Copyright (c) 2026 practable.analytics contributors
 # MIT License (see LICENSE or https://opensource.org/licenses/MIT)
 """Re-apply the practable relay destinations after session.service (re)starts.
@@ -154,7 +153,7 @@ def apply(api_url: str, rules: Dict[str, Dict[str, str]], request_timeout: float
 
 
 def main(argv: Optional[List[str]] = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n", maxsplit=1)[0])
     parser.add_argument("--api-url", default=os.environ.get("PRACTABLE_RELAY_API", "http://127.0.0.1:8888"))
     parser.add_argument("--config-dir", default="/etc/practable")
     parser.add_argument("--devices-file", default=None, help="default: <config-dir>/relay-rules.devices")

@@ -115,7 +115,7 @@ def test_adds_rules_that_connect_then_second_run_changes_nothing(host, remote):
     assert all(entry["result"] == "ok" for entry in remote.access_log)
     asked = len(remote.access_log)
 
-    rc, result, _ = run_module(args)
+    rc, result, _stdout = run_module(args)
     assert rc == 0
     assert result["changed"] is False
     assert result["changed_ids"] == []
@@ -174,24 +174,24 @@ def test_absent_and_purge_delete_one_by_one(host, remote):
     rules = [rule_for(remote, d) for d in ("spin30", "spin31", "spin32")]
     assert run_module({"api_url": host.url, "destinations": rules})[0] == 0
 
-    rc, result, _ = run_module({"api_url": host.url, "id": "spin32", "state": "absent"})
+    rc, result, _stdout = run_module({"api_url": host.url, "id": "spin32", "state": "absent"})
     assert rc == 0 and result["removed"] == ["spin32"] and result["changed"] is True
     assert sorted(current_rules(host)) == ["spin30", "spin31"]
     assert run_module({"api_url": host.url, "id": "spin32", "state": "absent"})[1]["changed"] is False
 
     # purge in check mode: reported, nothing removed
-    rc, result, _ = run_module({"api_url": host.url, "destinations": [rules[0]], "purge": True}, check=True)
+    rc, result, _stdout = run_module({"api_url": host.url, "destinations": [rules[0]], "purge": True}, check=True)
     assert rc == 0 and result["removed"] == ["spin31"]
     assert sorted(current_rules(host)) == ["spin30", "spin31"]
 
-    rc, result, _ = run_module({"api_url": host.url, "destinations": [rules[0]], "purge": True})
+    rc, result, _stdout = run_module({"api_url": host.url, "destinations": [rules[0]], "purge": True})
     assert rc == 0 and result["removed"] == ["spin31"] and result["added"] == [] and result["updated"] == []
     assert sorted(current_rules(host)) == ["spin30"]
 
 
 def test_invalid_ids_are_refused_before_any_request(host):
     for bad in ("deleteAll", "all", "spin 30", "/spin30"):
-        rc, result, _ = run_module({"api_url": host.url, "id": bad, "destination": "ws://127.0.0.1:1/x"})
+        rc, result, _stdout = run_module({"api_url": host.url, "id": bad, "destination": "ws://127.0.0.1:1/x"})
         assert rc != 0 and result["failed"] is True
         assert repr(bad) in result["msg"]
     assert current_rules(host) == {}
@@ -206,7 +206,7 @@ def free_port():
 def test_unreachable_api_fails_after_the_wait_timeout():
     url = "http://127.0.0.1:%d" % free_port()
     started = time.monotonic()
-    rc, result, _ = run_module({"api_url": url, "id": "spin30", "destination": "ws://x/y", "wait_timeout": 2})
+    rc, result, _stdout = run_module({"api_url": url, "id": "spin30", "destination": "ws://x/y", "wait_timeout": 2})
     elapsed = time.monotonic() - started
     assert rc != 0
     assert "not ready after 2s" in result["msg"] and url in result["msg"]
@@ -223,8 +223,9 @@ def test_waits_for_an_api_that_comes_up_late(remote):
 
     thread = threading.Thread(target=later)
     thread.start()
+    host_rules = None
     try:
-        rc, result, _ = run_module(
+        rc, result, _stdout = run_module(
             {
                 "api_url": "http://127.0.0.1:%d" % port,
                 "destinations": [rule_for(remote, "spin30")],
@@ -237,7 +238,7 @@ def test_waits_for_an_api_that_comes_up_late(remote):
             host_rules = current_rules(holder["host"])
             holder["host"].stop()
     assert rc == 0, result
-    assert list(host_rules) == ["spin30"]
+    assert host_rules is not None and list(host_rules) == ["spin30"]
 
 
 class _Broken(BaseHTTPRequestHandler):
@@ -272,7 +273,7 @@ def test_api_errors_are_reported_clearly(mode, expected):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        rc, result, _ = run_module(
+        rc, result, _stdout = run_module(
             {"api_url": "http://127.0.0.1:%d" % server.server_port, "id": "spin30", "destination": "ws://x/y"}
         )
     finally:
