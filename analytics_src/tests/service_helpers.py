@@ -222,17 +222,17 @@ class FramePusher:
         reader = threading.Thread(target=self._drain, args=(conn,), daemon=True)
         reader.start()
         self._threads.append(reader)
-        chunk: List[bytes] = []
+        out: List[bytes] = []
         size = 0
         for opcode, payload in self.frames:
             frame = relay_standin.encode_frame(opcode, payload, mask=False)
-            chunk.append(frame)
+            out.append(frame)
             size += len(frame)
             if size > 256 * 1024:
-                conn.sendall(b"".join(chunk))
-                chunk, size = [], 0
-        if chunk:
-            conn.sendall(b"".join(chunk))
+                conn.sendall(b"".join(out))
+                out, size = [], 0
+        if out:
+            conn.sendall(b"".join(out))
         self.pushed.set()
 
     def _drain(self, conn: socket.socket) -> None:

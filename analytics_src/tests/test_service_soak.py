@@ -10,7 +10,7 @@ import random
 import threading
 import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import pytest
 from service_helpers import SPINNER_LOGS, FramePusher, analytics, dumps, query, request
@@ -36,9 +36,9 @@ ODD = (
 )
 
 
-def build_frames(rng: random.Random) -> Tuple[List[Tuple[int, bytes]], dict]:
+def build_frames(rng: random.Random) -> Tuple[List[Tuple[int, bytes]], Dict[str, Any]]:
     frames: List[Tuple[int, bytes]] = []
-    expect = {"analytics_t": [], "log": 0, "feedback": 0, "requests": 0}
+    expect: Dict[str, Any] = {"analytics_t": [], "log": 0, "feedback": 0, "requests": 0}
     users = [f"user-{i:03d}" for i in range(40)]
     t = 1_700_000_000_000
     while len(frames) < N_FRAMES:

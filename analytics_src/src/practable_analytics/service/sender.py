@@ -11,7 +11,7 @@ import collections
 import logging
 import threading
 import time
-from typing import Deque, List, Optional, Tuple
+from typing import Any, Deque, List, Optional, Tuple
 
 from practable_analytics.service.link import Link
 from practable_analytics.service.stats import StreamStats
@@ -129,7 +129,7 @@ class Sender(threading.Thread):
         self.stats.answers_sent += 1
         self.stats.answer_latencies.append(time.time() - received)
 
-    def _wait_for_link(self, deadline: float) -> Optional[object]:
+    def _wait_for_link(self, deadline: float) -> Optional[Any]:
         while True:
             remaining = deadline - time.monotonic()
             ws = self.link.wait(min(remaining, 0.5))
