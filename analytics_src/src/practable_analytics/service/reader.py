@@ -87,7 +87,9 @@ class Reader(threading.Thread):
         sock = getattr(ws, "sock", None) if ws is not None else None
         if sock is not None:
             try:
-                sock.shutdown(socket.SHUT_RD)
+                # The plain socket method even for TLS: ssl.SSLSocket.shutdown() would also drop
+                # the TLS layer, and the senders still write through it.
+                socket.socket.shutdown(sock, socket.SHUT_RD)
             except OSError:
                 pass
 
