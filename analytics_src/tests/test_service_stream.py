@@ -16,6 +16,7 @@ from service_helpers import (
     Serve,
     all_feedback,
     analytics,
+    client_stats,
     dumps,
     query,
     recv_responses,
@@ -389,3 +390,23 @@ def test_configured_by_environment_only_like_the_systemd_unit(tmp_path: Path, ho
         _, err = proc.communicate(timeout=10)
     assert proc.returncode == 0
     assert b"serving 2 stream(s)" in err
+
+
+def test_answers_the_relays_pings_and_stays_connected(tmp_path: Path) -> None:
+    # The stand-in pings every 0.2 s and closes a client that has not answered within 0.6 s.
+    host = relay_standin.start_host(port=0, ping_interval=0.2, pong_wait=0.6)
+    serve = Serve(tmp_path, [host.ws_url("ws/spin30")], tmp_path / "a.db")
+    try:
+        serve.wait_connected(["spin30"])
+        time.sleep(2.5)
+        ui = connect(host, "spin30")
+        ui.send_text(dumps(analytics(1, "voltage")))
+        assert wait_for(lambda: stored_counts(tmp_path / "a.db").get("spin30") == 1, 5)
+        status = serve.status()["streams"]["spin30"]
+        assert status["connected"] and status["connects"] == 1 and status["errors"] == {}
+        service = [c for k, c in client_stats(host, "spin30").items() if k != ui.local_name]
+        assert len(service) == 1 and service[0]["connected"] and not service[0]["closed_reason"]
+    finally:
+        rc, _ = serve.terminate()
+        host.stop()
+    assert rc == 0
