@@ -130,7 +130,7 @@ def render(documents: Sequence[Mapping[str, Any]], counts: Optional[Mapping[str,
     lines: List[str] = []
     for doc in documents:
         age = now - float(doc.get("updated_epoch") or 0.0)
-        stale = age > 10.0
+        stale = age > 10.0 and doc.get("state") != "stopped"
         lines.append(
             f"service pid {doc.get('pid')}  state {doc.get('state')}  started {doc.get('started')}  "
             f"updated {age:.1f} s ago{'  (STALE: not running?)' if stale else ''}"
