@@ -41,12 +41,14 @@ has_step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 if has_step lint; then
     step ruff-analytics ruff check analytics_src
     lint_paths=()
-    for p in tests/relay_standin plugins molecule demo; do
+    for p in tests/relay_standin plugins; do
         [ -d "$p" ] && [ -n "$(find "$p" -name '*.py' -print -quit)" ] && lint_paths+=("$p")
     done
     if [ ${#lint_paths[@]} -gt 0 ]; then
-        step ruff-others ruff check --config analytics_src/pyproject.toml "${lint_paths[@]}"
+        step ruff-standin-plugins ruff check --config analytics_src/pyproject.toml "${lint_paths[@]}"
     fi
+    # controller-side e2e tools: their own ruff.toml extends the package's rules
+    step ruff-e2e ruff check molecule demo
     step shell-syntax bash -c 'for f in scripts/*.sh demo/*.sh .ci/run; do [ -f "$f" ] && bash -n "$f" || exit 1; done'
     if [ -f scripts/collection-checks.sh ]; then
         step collection-checks bash scripts/collection-checks.sh
