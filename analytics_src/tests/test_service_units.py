@@ -18,7 +18,7 @@ from practable_analytics.service.inbox import Inbox
 from practable_analytics.service.link import Link
 from practable_analytics.service.sender import Sender
 from practable_analytics.service.stats import StreamStats, WorkerStats
-from practable_analytics.service.status import build, read, write_atomic
+from practable_analytics.service.status import build, read, render, write_atomic
 
 
 def parse(argv: List[str]) -> argparse.Namespace:
@@ -439,3 +439,15 @@ def test_sender_backlog_is_bounded_and_stale_answers_are_dropped() -> None:
     sender.stop()
     sender.join(2.0)
     assert stats.errors() == {"answer_overflow": 4, "answer_expired": 4}
+
+
+def test_status_render_flags_a_silent_running_service_as_stale() -> None:
+    stream = {"connected": True, "url": "ws://h/ws/spin30", "messages_received": 5}
+    doc = {"pid": 1, "state": "running", "updated_epoch": 1000.0, "queue": {}, "worker": {},
+           "streams": {"spin30": stream}}  # fmt: skip
+    lines = render([doc], {"spin30": {"events": 5, "last_received": None}, "": {"events": 2}}, now=1005.0)
+    assert "STALE" not in lines[0] and "spin30: connected since" in "\n".join(lines)
+    assert any("received 5  stored 5" in line for line in lines)
+    assert any("(no stream: replay/import): 2 events" in line for line in lines)
+    assert "STALE" in render([doc], None, now=1100.0)[0]
+    assert "STALE" not in render([dict(doc, state="stopped")], None, now=1100.0)[0]
