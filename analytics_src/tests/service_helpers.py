@@ -55,10 +55,14 @@ def dumps(message: object) -> str:
 
 
 def stored_counts(db: Path) -> Dict[Optional[str], int]:
-    """Events per stream, read-only."""
+    """Events per stream, read-only ({} while the database or its schema does not exist yet)."""
+    if not db.exists():
+        return {}
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=10)
     try:
         return {s: n for s, n in conn.execute("SELECT stream, COUNT(*) FROM events GROUP BY stream")}
+    except sqlite3.OperationalError:  # no events table yet
+        return {}
     finally:
         conn.close()
 

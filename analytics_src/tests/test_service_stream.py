@@ -13,6 +13,7 @@ from typing import Any, Iterator, List
 import pytest
 from service_helpers import (
     SPINNER_LOGS,
+    FramePusher,
     Serve,
     all_feedback,
     analytics,
@@ -410,3 +411,26 @@ def test_answers_the_relays_pings_and_stays_connected(tmp_path: Path) -> None:
         rc, _ = serve.terminate()
         host.stop()
     assert rc == 0
+
+
+def test_a_full_inbox_pauses_the_reader_and_loses_nothing(tmp_path: Path) -> None:
+    # A server that pushes 3000 frames as fast as TCP allows (no lossy relay in between), into an
+    # inbox of 20 drained 1 message per transaction: the reader must wait, and nothing may be lost.
+    n = 3000
+    pusher = FramePusher(
+        [(relay_standin.OP_TEXT, dumps(analytics(i, SPINNER_LOGS[i % 6])).encode()) for i in range(n)]
+    )
+    db = tmp_path / "a.db"
+    serve = Serve(tmp_path, [pusher.url], db, "--queue-size", "20", "--batch-size", "1")
+    try:
+        assert wait_for(lambda: stored_counts(db).get("soak", 0) == n, 60, 0.1), stored_counts(db)
+        queue = serve.status()["queue"]
+        assert queue["full_episodes"] > 0 and queue["full_wait_s"] > 0 and queue["high_water"] <= 20
+        assert serve.status()["streams"]["soak"]["messages_received"] == n
+    finally:
+        rc, _ = serve.terminate()
+        pusher.close()
+    assert rc == 0
+    assert "inbox full" in serve.stderr()
+    ts = [r[0] for r in query(db, "SELECT t FROM events ORDER BY id")]
+    assert ts == list(range(n))  # all of them, in the order they were sent
