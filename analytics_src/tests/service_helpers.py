@@ -4,6 +4,7 @@ import base64
 import hashlib
 import json
 import os
+import signal
 import socket
 import sqlite3
 import subprocess
@@ -171,7 +172,13 @@ class Serve:
         if self.proc.poll() is None:
             self.proc.terminate()
         t0 = time.monotonic()
-        rc = self.proc.wait(timeout)
+        try:
+            rc = self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.send_signal(signal.SIGUSR1)  # serve dumps its threads' stacks to stderr
+            time.sleep(0.5)
+            self.kill()
+            raise AssertionError(f"serve did not stop within {timeout} s:\n{self.stderr()[-6000:]}") from None
         self._stderr.close()
         return rc, time.monotonic() - t0
 

@@ -96,7 +96,8 @@ def test_every_delivered_message_is_stored_while_answering(tmp_path: Path, host:
         rows = query(db, "SELECT t FROM events WHERE type = 'analytics' AND stream = 'spin30'")
         ts = [r[0] for r in rows]
         assert len(ts) == len(set(ts)) and set(ts) <= set(range(10_000, 10_000 + n))  # no duplicates
-        assert len(answers) >= 10 and all(a["content"] == "indicators" for a in answers)
+        # answered meanwhile (the relay drops many answers on a stream this busy: SPEC section 4)
+        assert len(answers) >= 3 and all(a["content"] == "indicators" for a in answers)
         status = serve.status()
         assert status["streams"]["spin30"]["messages_received"] == delivered
         assert status["worker"]["max_commit_latency_ms"] < 1000
@@ -313,25 +314,32 @@ def test_status_file_and_status_command(tmp_path: Path, host: Any) -> None:
         ui, dash = connect(host, "spin30"), connect(host, "spin30")
         for i in range(20):
             ui.send_text(dumps(analytics(i, "voltage")))
-            time.sleep(0.001)
+            time.sleep(0.005)
         dash.send_text(dumps(request("indicators")))
         assert recv_responses(dash, 1, 2.0)
-        assert wait_for(lambda: serve.status()["streams"]["spin30"]["answers_sent"] == 1, 3)
+        n = settle(host, "spin30", [ui.local_name, dash.local_name], db)  # what the relay delivered
+        assert n >= 15
+
+        def caught_up() -> bool:
+            s = serve.status()["streams"]["spin30"]
+            return bool(s["answers_sent"] == 1 and s["messages_received"] == n)
+
+        assert wait_for(caught_up, 3)
         doc = serve.status()
         s = doc["streams"]["spin30"]
         assert s["url"] == host.ws_url("ws/spin30") and s["connected"] is True
-        assert s["messages_received"] == 21 and s["requests"] == 1 and s["messages_sent"] == 1
+        assert s["messages_received"] == n and s["requests"] == 1 and s["messages_sent"] == 1
         assert s["queue_high_water"] >= 1 and s["last_event"] and s["since"] and s["errors"] == {}
         assert doc["queue"]["limit"] == 100_000 and doc["state"] == "running"
         cmd = [sys.executable, "-m", "practable_analytics.cli", "status", "--db", str(db),
                "--status-file", str(serve.status_file)]  # fmt: skip
         text = subprocess.run(cmd, capture_output=True, text=True, timeout=30, check=True).stdout
         assert "spin30: connected since" in text
-        assert "received 21  stored 21  requests 1  answers sent 1" in text
+        assert f"received {n}  stored {n}  requests 1  answers sent 1" in text
         out = json.loads(subprocess.run([*cmd, "--json"], capture_output=True, text=True, timeout=30,
                                         check=True).stdout)  # fmt: skip
-        assert out["stored"]["spin30"]["events"] == 21
-        assert out["services"][0]["streams"]["spin30"]["messages_received"] == 21
+        assert out["stored"]["spin30"]["events"] == n
+        assert out["services"][0]["streams"]["spin30"]["messages_received"] == n
         assert out["problems"] == []
     finally:
         rc, _ = serve.terminate()
@@ -401,8 +409,11 @@ def test_answers_the_relays_pings_and_stays_connected(tmp_path: Path) -> None:
         serve.wait_connected(["spin30"])
         time.sleep(2.5)
         ui = connect(host, "spin30")
-        ui.send_text(dumps(analytics(1, "voltage")))
-        assert wait_for(lambda: stored_counts(tmp_path / "a.db").get("spin30") == 1, 5)
+        for t in range(5):  # a message that meets the relay's writer busy with a ping is dropped
+            ui.send_text(dumps(analytics(t, "voltage")))
+            if wait_for(lambda: stored_counts(tmp_path / "a.db").get("spin30", 0) >= 1, 1):
+                break
+        assert stored_counts(tmp_path / "a.db").get("spin30", 0) >= 1
         status = serve.status()["streams"]["spin30"]
         assert status["connected"] and status["connects"] == 1 and status["errors"] == {}
         service = [c for k, c in client_stats(host, "spin30").items() if k != ui.local_name]
@@ -424,6 +435,7 @@ def test_a_full_inbox_pauses_the_reader_and_loses_nothing(tmp_path: Path) -> Non
     serve = Serve(tmp_path, [pusher.url], db, "--queue-size", "20", "--batch-size", "1")
     try:
         assert wait_for(lambda: stored_counts(db).get("soak", 0) == n, 60, 0.1), stored_counts(db)
+        assert wait_for(lambda: serve.status()["worker"]["messages"] == n, 3)  # the file lags 0.1 s
         queue = serve.status()["queue"]
         assert queue["full_episodes"] > 0 and queue["full_wait_s"] > 0 and queue["high_water"] <= 20
         assert serve.status()["streams"]["soak"]["messages_received"] == n

@@ -1,6 +1,7 @@
 """``practable-analytics serve``: log and answer one or many relay streams until stopped."""
 
 import argparse
+import faulthandler
 import logging
 import os
 import signal
@@ -59,6 +60,8 @@ def run(args: argparse.Namespace) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
+    if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack to stderr, for diagnosis
+        faulthandler.register(signal.SIGUSR1, all_threads=True)
 
     service = Service(config, lambda: HandlerProcessor(config.db, registry))
     try:
