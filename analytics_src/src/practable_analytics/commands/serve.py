@@ -6,12 +6,11 @@ import logging
 import os
 import signal
 import sys
-import threading
 from types import FrameType
 from typing import Optional
 
 from practable_analytics.service.config import ENV_PREFIX, ConfigError, add_arguments, resolve
-from practable_analytics.service.runner import Service, ServiceError
+from practable_analytics.service.runner import Service, ServiceError, StopFlag
 
 LOG = logging.getLogger("practable_analytics.serve")
 
@@ -52,11 +51,11 @@ def run(args: argparse.Namespace) -> int:
     except OSError as exc:
         return _fail(f"cannot read graphs: {exc}")
 
-    stop = threading.Event()
+    stop = StopFlag()
 
     def on_signal(signum: int, _frame: Optional[FrameType]) -> None:
-        LOG.info("received %s", signal.Signals(signum).name)
-        stop.set()
+        # Only set a flag: no locks, no logging (the main thread may be inside either).
+        stop.set(signal.Signals(signum).name)
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)

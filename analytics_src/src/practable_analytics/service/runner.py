@@ -9,7 +9,7 @@ import logging
 import threading
 import time
 from pathlib import Path
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
 from practable_analytics.service.backoff import Backoff
 from practable_analytics.service.config import ServeConfig
@@ -26,6 +26,24 @@ LOG = logging.getLogger(__name__)
 # Readers and senders need little stack; 48 streams x 2 threads x 8 MiB of address space is wasteful.
 SMALL_STACK = 256 * 1024
 SENDER_DRAIN_S = 1.0
+POLL_S = 0.05  # how often the main loop looks at the stop flag
+
+
+class StopFlag:
+    """Set from a signal handler. Deliberately lock-free: threading.Event.set() takes the lock that
+    Event.wait() holds around its checks, so a handler that interrupts the main thread inside
+    Event.wait() can deadlock the process on SIGTERM."""
+
+    def __init__(self) -> None:
+        self.signal_name: Optional[str] = None
+        self._set = False
+
+    def set(self, signal_name: Optional[str] = None) -> None:
+        self.signal_name = signal_name
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 class ServiceError(RuntimeError):
@@ -96,17 +114,27 @@ class Service:
         self.state = "running"
         LOG.info("serving %d stream(s) into %s", len(self.readers), self.config.db)
 
-    def run(self, stop: threading.Event) -> int:
-        """Write the status file every interval until stop is set, then stop cleanly; exit status."""
+    def run(self, stop: Union[StopFlag, threading.Event]) -> int:
+        """Write the status file every interval until stop is set, then stop cleanly; exit status.
+
+        Polls the flag (no waiting on a lock) so that a signal handler setting it can never deadlock.
+        """
         interval = self.config.status_interval_s
         self.write_status()
+        next_status = time.monotonic() + interval
         rc = 0
-        while not stop.wait(interval):
-            self.write_status()
-            if not self.worker.is_alive():
-                LOG.error("worker thread ended unexpectedly; stopping")
-                rc = 1
-                break
+        while not stop.is_set():
+            time.sleep(POLL_S)
+            if time.monotonic() >= next_status:
+                next_status = max(next_status + interval, time.monotonic())
+                self.write_status()
+                if not self.worker.is_alive():
+                    LOG.error("worker thread ended unexpectedly; stopping")
+                    rc = 1
+                    break
+        name = getattr(stop, "signal_name", None)
+        if name:
+            LOG.info("received %s", name)
         self.shutdown()
         return rc
 
