@@ -107,7 +107,12 @@ else
     rm -rf "$COLLECTIONS"; mv "$COLLECTIONS.tmp" "$COLLECTIONS"
     echo "$col_key" > "$COLLECTIONS/.setup-stamp"
 fi
-mkdir -p "$COLLECTIONS/ansible_collections/practable"
-ln -sfn "$ROOT" "$COLLECTIONS/ansible_collections/practable/analytics"
+# practable.analytics itself resolves through the committed collections/ link; add one only if absent.
+if [ ! -e "$ROOT/collections/ansible_collections/practable/analytics" ]; then
+    mkdir -p "$COLLECTIONS/ansible_collections/practable"
+    ln -sfn "$ROOT" "$COLLECTIONS/ansible_collections/practable/analytics"
+else
+    rm -rf "$COLLECTIONS/ansible_collections/practable"
+fi
 
 log "setup done: venv $VENV, collections $COLLECTIONS"

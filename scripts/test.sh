@@ -57,9 +57,13 @@ fi
 
 if has_step unit; then
     unit_paths=()
-    for p in tests/unit tests/relay_standin; do [ -d "$p" ] && unit_paths+=("$p"); done
+    # tests/unit already ran inside scripts/collection-checks.sh when it exists
+    for p in tests/unit tests/relay_standin; do
+        [ "$p" = tests/unit ] && [ -f scripts/collection-checks.sh ] && has_step lint && continue
+        [ -d "$p" ] && unit_paths+=("$p")
+    done
     if [ ${#unit_paths[@]} -gt 0 ]; then
-        step pytest-collection-standin python -m pytest -q -p no:cacheprovider "${unit_paths[@]}"
+        step pytest-plugins-standin python -m pytest -q -p no:cacheprovider "${unit_paths[@]}"
     fi
     step pytest-analytics bash -c 'cd analytics_src && python -m pytest -q -p no:cacheprovider tests'
 fi

@@ -232,7 +232,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--remote-port", type=int, required=True)
     p.add_argument("--access-base", required=True)
     p.add_argument("--relay-port", type=int, default=8888)
-    p.add_argument("--logger-unit", default="analytics-logger@{}.service")
+    p.add_argument(
+        "--logger-unit",
+        default="analytics-logger@{}.service",
+        help="logger unit per device ({} = device), or the single unit serving every device",
+    )
     p.add_argument("--db", required=True, help="SQLite store path inside the container")
     p.add_argument("--db-owner", default="analytics")
     p.add_argument("--firewall", default="none", help="ufw: check the API port is closed from outside")
@@ -248,7 +252,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     checks = Checks()
     box = Container(args.container)
     devices = [d for d in args.devices.split(",") if d]
-    units = ["session.service"] + [args.logger_unit.format(d) for d in devices]
+    units = ["session.service"]
+    for d in devices:  # one unit per device, or one for all (a name without "{}")
+        unit = args.logger_unit.format(d)
+        if unit not in units:
+            units.append(unit)
 
     # 1. units
     for unit in units:
