@@ -451,3 +451,17 @@ def test_status_render_flags_a_silent_running_service_as_stale() -> None:
     assert any("(no stream: replay/import): 2 events" in line for line in lines)
     assert "STALE" in render([doc], None, now=1100.0)[0]
     assert "STALE" not in render([dict(doc, state="stopped")], None, now=1100.0)[0]
+
+
+def test_inbox_logs_each_high_water_threshold_once(caplog: pytest.LogCaptureFixture) -> None:
+    inbox = Inbox(1, max_items=20_000)
+    with caplog.at_level("WARNING", logger="practable_analytics.service.inbox"):
+        for _ in range(3):  # the mark only counts new heights
+            inbox.put_many([(0, 1, b"x", 0.0)] * 1500)
+            inbox.get_batch(10_000, 0.0)
+        inbox.put_many([(0, 1, b"x", 0.0)] * 10_500)
+    marks = [r.getMessage() for r in caplog.records]
+    # thresholds 1,000 / 10,000 / 18,000: crossed at 1,500 (once, not on every refill) and at 10,500
+    assert len(marks) == 2, marks
+    assert "mark 1500 messages" in marks[0] and "mark 10500 messages" in marks[1]
+    assert inbox.snapshot()["high_water"] == 10_500
