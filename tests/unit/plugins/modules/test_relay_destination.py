@@ -23,7 +23,12 @@ MODULE = "ansible_collections.practable.analytics.plugins.modules.relay_destinat
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
 
-def run_module(args, check=False, diff=False, timeout=60):
+PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+#: The controller's Python and, when present, CPython 3.8 (Ubuntu 20.04 targets run modules with it).
+PYTHONS = [sys.executable] + ([str(PY38)] if PY38.exists() else [])
+
+
+def run_module(args, check=False, diff=False, timeout=60, python=sys.executable):
     """Run the module in a fresh interpreter; return (rc, result dict, raw stdout)."""
     payload = dict(args)
     payload["_ansible_check_mode"] = check
@@ -31,10 +36,13 @@ def run_module(args, check=False, diff=False, timeout=60):
     env = dict(os.environ)
     import ansible_collections  # the namespace package this test imported
 
+    import ansible
+
     paths = [str(Path(p).parent) for p in ansible_collections.__path__]
+    paths.append(str(Path(ansible.__file__).resolve().parents[1]))
     env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
     proc = subprocess.run(
-        [sys.executable, "-m", MODULE, json.dumps({"ANSIBLE_MODULE_ARGS": payload})],
+        [python, "-m", MODULE, json.dumps({"ANSIBLE_MODULE_ARGS": payload})],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -92,11 +100,12 @@ def relay_standin_urlopen(url):
     return urllib.request.urlopen(url, timeout=5)  # noqa: S310 (http on 127.0.0.1)
 
 
-def test_adds_rules_that_connect_then_second_run_changes_nothing(host, remote):
+@pytest.mark.parametrize("python", PYTHONS)
+def test_adds_rules_that_connect_then_second_run_changes_nothing(host, remote, python):
     rules = [rule_for(remote, d) for d in ("spin30", "spin31")]
     args = {"api_url": host.url, "destinations": rules}
 
-    rc, result, stdout = run_module(args)
+    rc, result, stdout = run_module(args, python=python)
     assert rc == 0, result
     assert result["changed"] is True
     assert result["added"] == ["spin30", "spin31"]
@@ -115,7 +124,7 @@ def test_adds_rules_that_connect_then_second_run_changes_nothing(host, remote):
     assert all(entry["result"] == "ok" for entry in remote.access_log)
     asked = len(remote.access_log)
 
-    rc, result, _stdout = run_module(args)
+    rc, result, _stdout = run_module(args, python=python)
     assert rc == 0
     assert result["changed"] is False
     assert result["changed_ids"] == []
@@ -125,7 +134,8 @@ def test_adds_rules_that_connect_then_second_run_changes_nothing(host, remote):
     assert len(remote.access_log) == asked
 
 
-def test_check_mode_and_diff_change_nothing_and_hide_tokens(host, remote):
+@pytest.mark.parametrize("python", PYTHONS)
+def test_check_mode_and_diff_change_nothing_and_hide_tokens(host, remote, python):
     rc, result, stdout = run_module(
         {
             "api_url": host.url,
@@ -135,6 +145,7 @@ def test_check_mode_and_diff_change_nothing_and_hide_tokens(host, remote):
         },
         check=True,
         diff=True,
+        python=python,
     )
     assert rc == 0
     assert result["changed"] is True
@@ -180,7 +191,9 @@ def test_absent_and_purge_delete_one_by_one(host, remote):
     assert run_module({"api_url": host.url, "id": "spin32", "state": "absent"})[1]["changed"] is False
 
     # purge in check mode: reported, nothing removed
-    rc, result, _stdout = run_module({"api_url": host.url, "destinations": [rules[0]], "purge": True}, check=True)
+    rc, result, _stdout = run_module(
+        {"api_url": host.url, "destinations": [rules[0]], "purge": True}, check=True
+    )
     assert rc == 0 and result["removed"] == ["spin31"]
     assert sorted(current_rules(host)) == ["spin30", "spin31"]
 
@@ -191,7 +204,9 @@ def test_absent_and_purge_delete_one_by_one(host, remote):
 
 def test_invalid_ids_are_refused_before_any_request(host):
     for bad in ("deleteAll", "all", "spin 30", "/spin30"):
-        rc, result, _stdout = run_module({"api_url": host.url, "id": bad, "destination": "ws://127.0.0.1:1/x"})
+        rc, result, _stdout = run_module(
+            {"api_url": host.url, "id": bad, "destination": "ws://127.0.0.1:1/x"}
+        )
         assert rc != 0 and result["failed"] is True
         assert repr(bad) in result["msg"]
     assert current_rules(host) == {}
@@ -206,7 +221,9 @@ def free_port():
 def test_unreachable_api_fails_after_the_wait_timeout():
     url = "http://127.0.0.1:%d" % free_port()
     started = time.monotonic()
-    rc, result, _stdout = run_module({"api_url": url, "id": "spin30", "destination": "ws://x/y", "wait_timeout": 2})
+    rc, result, _stdout = run_module(
+        {"api_url": url, "id": "spin30", "destination": "ws://x/y", "wait_timeout": 2}
+    )
     elapsed = time.monotonic() - started
     assert rc != 0
     assert "not ready after 2s" in result["msg"] and url in result["msg"]
