@@ -96,6 +96,19 @@ PY
     command -v shellcheck >/dev/null || { echo "shellcheck missing: skipping that test (apt-get install shellcheck)"; skip="$skip --skip-test shellcheck"; }
     # shellcheck disable=SC2086
     (cd "$dest" && ansible-test sanity --python "$SANITY_PYTHON" $skip --color no)
+    # Modules and module_utils run on the targets' Python: compile and import them with 3.8 too.
+    local py38="${SANITY_PY38:-}"
+    if [ -z "$py38" ]; then
+        for candidate in "$HOME"/.pyenv/versions/3.8.*/bin/python3.8 /usr/bin/python3.8; do
+            [ -x "$candidate" ] && { py38="$candidate"; break; }
+        done
+    fi
+    if [ -n "$py38" ]; then
+        log "ansible-test sanity compile + import on Python 3.8 ($py38)"
+        (cd "$dest" && PATH="$(dirname "$py38"):$PATH" ansible-test sanity --python 3.8 --test compile --test import --color no)
+    else
+        echo "no Python 3.8 found: skipping compile/import on 3.8 (set SANITY_PY38)"
+    fi
 }
 
 step_build() {
