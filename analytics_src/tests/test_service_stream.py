@@ -299,8 +299,17 @@ def test_malformed_flood_leaves_the_service_up_and_answering(tmp_path: Path, hos
         assert invalid >= 0.5 * sent
         binary = query(db, "SELECT raw FROM events WHERE raw LIKE 'binary frame:%' LIMIT 1")
         assert binary and "binary" in binary[0][0]
-        errors = serve.status()["streams"]["spin30"]["errors"]
-        assert errors.get("undecodable_frame", 0) >= 6  # binary frames and bad UTF-8, counted
+        # every binary or bad-UTF-8 frame that reached the service is counted and stored as invalid
+        undecodable = query(
+            db,
+            "SELECT COUNT(*) FROM events WHERE type = 'invalid' AND (raw LIKE 'binary frame:%'"
+            " OR raw LIKE ? OR raw LIKE ?)",
+            ["%\\xff\\xfe bad utf-8%", "%\\xc3(%"],
+        )[0][0]
+        assert undecodable >= 3
+        assert wait_for(
+            lambda: serve.status()["streams"]["spin30"]["errors"].get("undecodable_frame") == undecodable, 3
+        )
     finally:
         rc, _ = serve.terminate()
     assert rc == 0, serve.stderr()
