@@ -3,15 +3,15 @@
 # failed, then a summary; exit status 1 when any step failed.
 #   lint      ruff (analytics_src, relay stand-in, plugins, e2e scripts), scripts/collection-checks.sh
 #   unit      pytest tests/unit tests/relay_standin, pytest analytics_src/tests
-#   molecule  molecule test (default scenario: converge, idempotence, end-to-end verify)
-# Env: TEST_STEPS (default "lint unit molecule"), MOLECULE_SCENARIOS (default "default").
+#   molecule  molecule test of each scenario (converge, idempotence, end-to-end verify): default, single
+# Env: TEST_STEPS (default "lint unit molecule"), MOLECULE_SCENARIOS (default "default single").
 source "$(dirname "$0")/lib.sh"
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/collections:$COLLECTIONS"
 cd "$ROOT"
 
 STEPS="${TEST_STEPS:-lint unit molecule}"
-SCENARIOS="${MOLECULE_SCENARIOS:-default}"
+SCENARIOS="${MOLECULE_SCENARIOS:-default single}"
 RESULTS=()
 FAILED=0
 PASSED=0
