@@ -213,6 +213,20 @@ def main(argv: Optional[List[str]] = None) -> int:
             got = [a for a in dashboard.received if a.get("type") == "response" and a.get("user") == student]
             if len(got) >= 5:
                 break
+        closest = ""
+        tasks = next((a.get("tasks", {}) for a in got if a.get("content") == "task_identification"), {})
+        ranked = sorted((d, n) for n, d in tasks.items() if d is not None and not n.endswith("-all"))
+        if ranked:
+            closest = ranked[0][1]
+        advice: Dict[str, Any] = {}
+        if closest:
+            dashboard.received.clear()
+            ask = dict(
+                request, t=int(time.time() * 1000), payload={"content": "task_feedback", "task": closest}
+            )
+            dashboard.send(ask)
+            dashboard.collect(lambda r: any(a.get("content") == "task_feedback" for a in r), 5)
+            advice = next((a for a in dashboard.received if a.get("content") == "task_feedback"), {})
         dashboard.close()
         if len(got) < 5:
             say(
@@ -223,6 +237,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         (out / "answers.json").write_text(json.dumps(got, indent=2) + "\n")
         say(f"    5 answers received: {', '.join(a.get('content', '?') for a in got)}")
         show(got, args.graph)
+        if advice:
+            fb = advice.get("feedback", {})
+            say(f"  Task feedback against {closest} (what the dashboard suggests next):")
+            say("    modes not tried yet:            " + (", ".join(fb.get("hardware", [])) or "none"))
+            say("    modes used less than expected:  " + (", ".join(fb.get("hardware_freq", [])) or "none"))
+            say("    transitions not tried yet:      " + (", ".join(fb.get("transition", [])) or "none"))
+            say("    transitions used less:          " + (", ".join(fb.get("transition_freq", [])) or "none"))
+            got.append(advice)
     finally:
         remote.stop()
 
@@ -263,7 +285,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     say("")
     say("--- done. Files:")
     say(f"    {png}  (student's task graph beside the expert graph {args.graph})")
-    say(f"    {out / 'answers.json'}  (the five dashboard answers as JSON)")
+    say(f"    {out / 'answers.json'}  (the dashboard's answers: all_feedback's five, task_feedback)")
     say(f"    {db}  (copy of the analytics store; try: .venv/bin/practable-analytics export --db {db} ...)")
     say(
         f"    inside the container: podman exec -it {args.container} bash  (units: session.service,"
