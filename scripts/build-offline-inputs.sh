@@ -105,6 +105,12 @@ relay_repo() {
     ) || die "fake relay repository does not build offline"
     rm -rf "$RELAY_REPO"
     git clone -q --bare "$work" "$RELAY_REPO"
+    # Few files: roles copy this directory file by file to the host.
+    git --git-dir="$RELAY_REPO" repack -adq
+    git --git-dir="$RELAY_REPO" prune-packed
+    rm -rf "$RELAY_REPO/hooks" "$RELAY_REPO/info" "$RELAY_REPO/description"
+    find "$RELAY_REPO" -type d -empty -delete
+    mkdir -p "$RELAY_REPO/refs/heads" "$RELAY_REPO/refs/tags"
     rm -rf "$work"
     echo "$key" > "$OUT/relay.stamp"
 }
