@@ -28,7 +28,9 @@ log() { printf '\n=== %s\n' "$*"; }
 
 # Offline collections the playbooks need (community.general for ufw) must be resolvable.
 need_collections() {
-    if ! ansible-galaxy collection list community.general 2>/dev/null | grep -q community.general; then
+    local listed
+    listed="$(ansible-galaxy collection list community.general 2>/dev/null || true)"
+    if ! grep -q community.general <<< "$listed"; then
         echo "community.general is not installed: run scripts/setup.sh (offline, from the PyPI ansible bundle)" >&2
         echo "or see docs/collection.md" >&2
         exit 1
