@@ -43,7 +43,7 @@ def test_every_default_is_commented_and_prefixed(role):
         match = re.match(r"^([a-z0-9_]+):", line)
         if match:
             assert match.group(1).startswith(role + "_"), match.group(1)
-            assert lines[index - 1].startswith("#"), "%s has no comment" % match.group(1)
+            assert lines[index - 1].startswith("#"), f"{match.group(1)} has no comment"
 
 
 @pytest.mark.parametrize("role", ROLE_NAMES)

@@ -9,6 +9,7 @@ import sys
 import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
 import pytest
@@ -38,7 +39,7 @@ def write_device(config_dir, device, access, token):
 
 
 def rules(host):
-    with urllib.request.urlopen(host.url + "/api/destinations/all", timeout=5) as response:  # noqa: S310
+    with urllib.request.urlopen(host.url + "/api/destinations/all", timeout=5) as response:
         return json.loads(response.read())
 
 
@@ -58,7 +59,7 @@ def host():
 @pytest.mark.parametrize("python", PYTHONS)
 def test_posts_missing_rules_then_leaves_unchanged_ones_alone(host, tmp_path, python):
     for device in ("spin30", "spin31"):
-        write_device(tmp_path, device, "ws://127.0.0.1:1/session/%s-log" % device, "tok-" + device)
+        write_device(tmp_path, device, f"ws://127.0.0.1:1/session/{device}-log", "tok-" + device)
     (tmp_path / "relay-rules.devices").write_text("# devices\nspin30\nspin31\n")
 
     rc, log = run(host.url, tmp_path, python=python)
@@ -105,7 +106,7 @@ def test_waits_for_the_api_with_bounded_retry(tmp_path):
     thread = threading.Thread(target=later)
     thread.start()
     try:
-        rc, log = run("http://127.0.0.1:%d" % port, tmp_path, "--wait-timeout", "15")
+        rc, log = run(f"http://127.0.0.1:{port}", tmp_path, "--wait-timeout", "15")
         thread.join()
         assert rc == 0, log
         assert list(rules(holder["host"])) == ["spin30"]
@@ -119,7 +120,7 @@ def test_waits_for_the_api_with_bounded_retry(tmp_path):
 def test_gives_up_when_the_api_never_answers(tmp_path):
     write_device(tmp_path, "spin30", "ws://127.0.0.1:1/x", "t")
     started = time.monotonic()
-    rc, log = run("http://127.0.0.1:%d" % free_port(), tmp_path, "--wait-timeout", "1.5")
+    rc, log = run(f"http://127.0.0.1:{free_port()}", tmp_path, "--wait-timeout", "1.5")
     assert rc == 1
     assert "not ready after" in log
     assert time.monotonic() - started < 15
@@ -154,10 +155,9 @@ def test_bad_access_url_is_skipped(host, tmp_path):
 
 def test_api_error_is_reported(tmp_path):
     """A host whose rule listing fails with 500 makes the script fail with the body in the log."""
-    from http.server import BaseHTTPRequestHandler, HTTPServer
 
     class Broken(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802
+        def do_GET(self):
             body = b'"ok"' if self.path == "/healthcheck" else b"boom"
             self.send_response(200 if self.path == "/healthcheck" else 500)
             self.send_header("Content-Length", str(len(body)))
@@ -172,7 +172,7 @@ def test_api_error_is_reported(tmp_path):
     thread.start()
     try:
         write_device(tmp_path, "spin30", "ws://127.0.0.1:1/x", "t")
-        rc, log = run("http://127.0.0.1:%d" % server.server_port, tmp_path)
+        rc, log = run(f"http://127.0.0.1:{server.server_port}", tmp_path)
     finally:
         server.shutdown()
         server.server_close()

@@ -2,12 +2,11 @@
 
 import pytest
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.practable.analytics.plugins.filter.device_range import FilterModule, device_range
 
 
 def test_seed_range():
-    assert device_range("spin30..spin41") == ["spin%d" % n for n in range(30, 42)]
+    assert device_range("spin30..spin41") == [f"spin{n}" for n in range(30, 42)]
 
 
 def test_mixed_list_keeps_order_and_drops_duplicates():

@@ -1,9 +1,10 @@
 """relay_token filter, relay_token_valid test and their shared helpers, checked with PyJWT itself."""
 
+import time
+
 import jwt
 import pytest
 from ansible.errors import AnsibleFilterError
-
 from ansible_collections.practable.analytics.plugins.filter.relay_token import FilterModule, relay_token
 from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import check
 from ansible_collections.practable.analytics.plugins.test.relay_token_valid import (
@@ -48,8 +49,6 @@ def test_wrong_secret_does_not_verify():
 
 
 def test_current_time_used_by_default():
-    import time
-
     before = int(time.time())
     claims = decode(relay_token(SECRET, "spin30", BASE))
     assert before <= claims["iat"] <= int(time.time())

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import urllib.request
 from http.server import BaseHTTPRequestHandler, HTTPServer
 from pathlib import Path
 
@@ -16,7 +17,13 @@ import pytest
 
 relay_standin = pytest.importorskip("relay_standin")
 
+import ansible  # noqa: E402
+import ansible_collections  # noqa: E402  (the namespace package the module runs from)
 from ansible_collections.practable.analytics.plugins.filter.relay_token import relay_token  # noqa: E402
+from ansible_collections.practable.analytics.plugins.module_utils.relay_host import (  # noqa: E402
+    RelayHost,
+    RelayHostError,
+)
 
 REPO = Path(__file__).resolve().parents[4]
 MODULE = "ansible_collections.practable.analytics.plugins.modules.relay_destination"
@@ -34,13 +41,9 @@ def run_module(args, check=False, diff=False, timeout=60, python=sys.executable)
     payload["_ansible_check_mode"] = check
     payload["_ansible_diff"] = diff
     env = dict(os.environ)
-    import ansible_collections  # the namespace package this test imported
-
-    import ansible
-
     paths = [str(Path(p).parent) for p in ansible_collections.__path__]
     paths.append(str(Path(ansible.__file__).resolve().parents[1]))
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
+    env["PYTHONPATH"] = os.pathsep.join([*paths, env.get("PYTHONPATH", "")])
     proc = subprocess.run(
         [python, "-m", MODULE, json.dumps({"ANSIBLE_MODULE_ARGS": payload})],
         capture_output=True,
@@ -52,7 +55,7 @@ def run_module(args, check=False, diff=False, timeout=60, python=sys.executable)
     try:
         result = json.loads(proc.stdout)
     except ValueError:
-        pytest.fail("module printed no JSON: stdout=%r stderr=%r" % (proc.stdout, proc.stderr))
+        pytest.fail(f"module printed no JSON: stdout={proc.stdout!r} stderr={proc.stderr!r}")
     return proc.returncode, result, proc.stdout
 
 
@@ -86,7 +89,7 @@ def wait_connected(host, device, timeout=10.0):
         if dest and dest.get("connected"):
             return dest
         time.sleep(0.05)
-    pytest.fail("destination %s never connected: %r" % (device, host.stats().get(device)))
+    pytest.fail(f"destination {device} never connected: {host.stats().get(device)!r}")
 
 
 def current_rules(host):
@@ -95,9 +98,7 @@ def current_rules(host):
 
 
 def relay_standin_urlopen(url):
-    import urllib.request
-
-    return urllib.request.urlopen(url, timeout=5)  # noqa: S310 (http on 127.0.0.1)
+    return urllib.request.urlopen(url, timeout=5)
 
 
 @pytest.mark.parametrize("python", PYTHONS)
@@ -219,7 +220,7 @@ def free_port():
 
 
 def test_unreachable_api_fails_after_the_wait_timeout():
-    url = "http://127.0.0.1:%d" % free_port()
+    url = f"http://127.0.0.1:{free_port()}"
     started = time.monotonic()
     rc, result, _stdout = run_module(
         {"api_url": url, "id": "spin30", "destination": "ws://x/y", "wait_timeout": 2}
@@ -244,7 +245,7 @@ def test_waits_for_an_api_that_comes_up_late(remote):
     try:
         rc, result, _stdout = run_module(
             {
-                "api_url": "http://127.0.0.1:%d" % port,
+                "api_url": f"http://127.0.0.1:{port}",
                 "destinations": [rule_for(remote, "spin30")],
                 "wait_timeout": 15,
             }
@@ -263,7 +264,7 @@ class _Broken(BaseHTTPRequestHandler):
 
     mode = "500"
 
-    def do_GET(self):  # noqa: N802 (http.server naming)
+    def do_GET(self):
         if self.path == "/healthcheck":
             self._send(200, b'"ok"')
         elif self.mode == "badjson":
@@ -291,7 +292,7 @@ def test_api_errors_are_reported_clearly(mode, expected):
     thread.start()
     try:
         rc, result, _stdout = run_module(
-            {"api_url": "http://127.0.0.1:%d" % server.server_port, "id": "spin30", "destination": "ws://x/y"}
+            {"api_url": f"http://127.0.0.1:{server.server_port}", "id": "spin30", "destination": "ws://x/y"}
         )
     finally:
         server.shutdown()
@@ -301,11 +302,6 @@ def test_api_errors_are_reported_clearly(mode, expected):
 
 
 def test_client_reports_unexpected_statuses(host):
-    from ansible_collections.practable.analytics.plugins.module_utils.relay_host import (
-        RelayHost,
-        RelayHostError,
-    )
-
     client = RelayHost(host.url, timeout=5)
     with pytest.raises(RelayHostError, match="HTTP 405"):
         client._json("GET", "/api/destinations")  # pylint: disable=protected-access
