@@ -61,4 +61,4 @@ def test_report_errors(db: Path, tmp_path: Path, capsys: pytest.CaptureFixture) 
     assert main(["report", "--db", str(db), "--user", "nobody"]) == 1
     assert capsys.readouterr().err.startswith("practable-analytics: error: no events for user 'nobody'")
     assert main(["report", "--db", str(tmp_path / "absent.db"), "--user", "test"]) == 1
-    assert "does not exist" in capsys.readouterr().err
+    assert "absent.db: no such database file" in capsys.readouterr().err

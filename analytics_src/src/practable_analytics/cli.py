@@ -7,6 +7,7 @@ import sys
 from typing import List, Optional
 
 from practable_analytics import __version__
+from practable_analytics.commands.common import CommandError, fail
 
 # Each module in practable_analytics.commands registers one subcommand. Heavy libraries are imported
 # inside the commands that need them, never here, so `serve` stays small.
@@ -28,13 +29,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     sub.required = True
     for name in COMMANDS:
-        try:
-            module = importlib.import_module(f"practable_analytics.commands.{name}")
-        except ModuleNotFoundError as exc:
-            if exc.name != f"practable_analytics.commands.{name}":
-                raise
-            continue
-        module.register(sub)
+        importlib.import_module(f"practable_analytics.commands.{name}").register(sub)
     return parser
 
 
@@ -46,7 +41,10 @@ def main(argv: Optional[List[str]] = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    rc: int = args.func(args)
+    try:
+        rc: int = args.func(args)
+    except CommandError as exc:
+        return fail(exc.reason, exc.code)
     return rc
 
 

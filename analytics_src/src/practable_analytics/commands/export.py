@@ -13,10 +13,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from practable_analytics.commands.replay import add_db_graphs, fail
-from practable_analytics.experiments import DefinitionError, Registry
+from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
 from practable_analytics.export import export
-from practable_analytics.store import Store, StoreError
 
 LOG = logging.getLogger(__name__)
 
@@ -38,22 +36,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace) -> int:
     """Export; exit 1 with one line on stderr on any failure."""
-    if not args.db:
-        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
     if args.chunk_rows < 1:
         return fail("--chunk-rows must be at least 1", 2)
-    if not Path(args.db).is_file():
-        return fail(f"{args.db}: no such database file")
     if args.format != "csv" and importlib.util.find_spec("pyarrow") is None:
         return fail(f"{args.format} needs pyarrow: pip install 'practable-analytics[tools]'")
-    try:
-        registry = Registry.load(Path(args.graphs) if args.graphs else None)
-    except DefinitionError as exc:
-        return fail(f"invalid definitions: {exc}")
-    try:
-        store = Store(args.db)
-    except (StoreError, OSError) as exc:
-        return fail(str(exc))
+    registry = load_registry(args)
+    store = open_store(args)
     try:
         written = export(
             store,

@@ -10,8 +10,7 @@ import argparse
 import sqlite3
 import sys
 
-from practable_analytics.commands.replay import add_db_graphs, fail
-from practable_analytics.store import Store, StoreError
+from practable_analytics.commands.common import add_db_graphs, fail, open_store
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -29,14 +28,9 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace) -> int:
     """Erase the student; exit 1 with one line on stderr when the database cannot be used."""
-    if not args.db:
-        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
     if not args.user or not args.user.strip():
         return fail("--user must not be empty", 2)
-    try:
-        store = Store(args.db)
-    except (StoreError, OSError) as exc:
-        return fail(str(exc))
+    store = open_store(args)
     try:
         removed = store.forget(args.user)
     except sqlite3.Error as exc:

@@ -12,10 +12,8 @@ import sqlite3
 import sys
 from pathlib import Path
 
-from practable_analytics.commands.replay import add_db_graphs, fail
-from practable_analytics.experiments import DefinitionError, Registry
+from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
 from practable_analytics.legacy import import_dir
-from practable_analytics.store import Store, StoreError
 
 LOG = logging.getLogger(__name__)
 
@@ -35,19 +33,11 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace) -> int:
     """Import the directory and print the report on stdout (progress on stderr)."""
-    if not args.db:
-        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
         return fail(f"{data_dir}: not a directory", 2)
-    try:
-        registry = Registry.load(Path(args.graphs) if args.graphs else None)
-    except DefinitionError as exc:
-        return fail(f"invalid definitions: {exc}")
-    try:
-        store = Store(args.db)
-    except (StoreError, OSError) as exc:
-        return fail(str(exc))
+    registry = load_registry(args)
+    store = open_store(args, must_exist=False)
     try:
         report = import_dir(store, registry, data_dir, progress=lambda msg: LOG.info("%s", msg))
     except OSError as exc:

@@ -11,10 +11,8 @@ import logging
 import sqlite3
 from pathlib import Path
 
-from practable_analytics.commands.replay import add_db_graphs, fail
-from practable_analytics.experiments import DefinitionError, Registry
+from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
 from practable_analytics.plot import Panel, draw_html, draw_png
-from practable_analytics.store import Store, StoreError
 
 LOG = logging.getLogger(__name__)
 
@@ -38,22 +36,12 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace) -> int:
     """Draw; exit 2 on bad arguments, 1 on runtime failures, with one line on stderr."""
-    if not args.db:
-        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
     out = Path(args.out)
     kind = out.suffix.lower()
     if kind not in (".png", ".html"):
         return fail("--out must end in .png or .html", 2)
-    if not Path(args.db).is_file():
-        return fail(f"{args.db}: no such database file")
-    try:
-        registry = Registry.load(Path(args.graphs) if args.graphs else None)
-    except DefinitionError as exc:
-        return fail(f"invalid definitions: {exc}")
-    try:
-        store = Store(args.db)
-    except (StoreError, OSError) as exc:
-        return fail(str(exc))
+    registry = load_registry(args)
+    store = open_store(args)
     try:
         keys = [
             k for k in store.keys(args.user) if (args.exp in (None, k[1])) and (args.course in (None, k[2]))

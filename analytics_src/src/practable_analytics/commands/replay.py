@@ -13,35 +13,13 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
-from practable_analytics.experiments import DefinitionError, Registry
+from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
 from practable_analytics.handler import Handler
 from practable_analytics.responses import encode
-from practable_analytics.store import Store, StoreError
+from practable_analytics.store import StoreError
 
 LOG = logging.getLogger(__name__)
 BATCH_LINES = 1000
-PROG = "practable-analytics"
-
-
-def add_db_graphs(parser: argparse.ArgumentParser) -> None:
-    """The common ``--db`` and ``--graphs`` options with their environment defaults."""
-    parser.add_argument(
-        "--db",
-        default=os.environ.get("PRACTABLE_ANALYTICS_DB"),
-        help="SQLite database file (default: $PRACTABLE_ANALYTICS_DB)",
-    )
-    parser.add_argument(
-        "--graphs",
-        default=os.environ.get("PRACTABLE_ANALYTICS_GRAPHS") or None,
-        help="extra directory of experiment *.json and comparison graph *.csv files"
-        " (default: $PRACTABLE_ANALYTICS_GRAPHS)",
-    )
-
-
-def fail(reason: str, code: int = 1) -> int:
-    """Write the one-line error of the command line and return its exit code."""
-    sys.stderr.write(f"{PROG}: error: {reason}\n")
-    return code
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -65,21 +43,13 @@ def _lines(path: Path) -> List[str]:
 
 def run(args: argparse.Namespace) -> int:
     """Replay the files; exit 1 with one line on stderr for unreadable files, db or graphs."""
-    if not args.db:
-        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
     files = [Path(f) for f in args.files]
     for path in files:
         if not path.is_file() or not os.access(path, os.R_OK):
             return fail(f"cannot read {path}: not a readable file")
-    try:
-        registry = Registry.load(Path(args.graphs) if args.graphs else None)
-    except DefinitionError as exc:
-        return fail(f"invalid definitions: {exc}")
+    registry = load_registry(args)
     stream: Optional[str] = args.stream
-    try:
-        store = Store(args.db)
-    except (StoreError, OSError) as exc:
-        return fail(str(exc))
+    store = open_store(args, must_exist=False)
     answers = 0
     try:
         handler = Handler(store, registry)

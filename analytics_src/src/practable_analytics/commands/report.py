@@ -7,15 +7,13 @@ distances (TaskDistance and GED) to every comparison graph of the course and the
 
 import argparse
 import sys
-from pathlib import Path
 from typing import List, Mapping, Optional, Sequence
 
 import numpy as np
 
 from practable_analytics import taskgraph
-from practable_analytics.commands.replay import add_db_graphs, fail
-from practable_analytics.experiments import DefinitionError, Experiment, Registry
-from practable_analytics.store import Store, StoreError
+from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
+from practable_analytics.experiments import Experiment
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -83,18 +81,8 @@ def section(
 
 def run(args: argparse.Namespace) -> int:
     """Print the report; exit 1 with one line on stderr when there is nothing to report."""
-    if not args.db:
-        return fail("--db is required (or set PRACTABLE_ANALYTICS_DB)", 2)
-    if not Path(args.db).is_file():
-        return fail(f"cannot open database: {args.db} does not exist")
-    try:
-        registry = Registry.load(Path(args.graphs) if args.graphs else None)
-    except DefinitionError as exc:
-        return fail(f"invalid definitions: {exc}")
-    try:
-        store = Store(args.db)
-    except (StoreError, OSError) as exc:
-        return fail(str(exc))
+    registry = load_registry(args)
+    store = open_store(args)
     try:
         keys = [
             (exp, course)

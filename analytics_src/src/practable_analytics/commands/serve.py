@@ -5,10 +5,10 @@ import faulthandler
 import logging
 import os
 import signal
-import sys
 from types import FrameType
 from typing import Optional
 
+from practable_analytics.commands.common import fail
 from practable_analytics.service.config import ENV_PREFIX, ConfigError, add_arguments, resolve
 from practable_analytics.service.runner import Service, ServiceError, StopFlag
 
@@ -26,11 +26,6 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.set_defaults(func=run)
 
 
-def _fail(reason: str) -> int:
-    sys.stderr.write(f"practable-analytics: error: {reason}\n")
-    return 2
-
-
 def run(args: argparse.Namespace) -> int:
     level = os.environ.get(ENV_PREFIX + "LOG_LEVEL", "").upper()
     if getattr(args, "log_level", "INFO") == "INFO" and level in ("DEBUG", "INFO", "WARNING", "ERROR"):
@@ -38,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         config = resolve(args)
     except ConfigError as exc:
-        return _fail(str(exc))
+        return fail(str(exc), 2)
 
     # numpy and the engine load only when serving, not for every command's --help.
     from practable_analytics.experiments import DefinitionError, Registry  # noqa: PLC0415
@@ -47,9 +42,9 @@ def run(args: argparse.Namespace) -> int:
     try:
         registry = Registry.load(extra_dir=config.graphs)
     except DefinitionError as exc:
-        return _fail(f"invalid graphs: {exc}")
+        return fail(f"invalid graphs: {exc}", 2)
     except OSError as exc:
-        return _fail(f"cannot read graphs: {exc}")
+        return fail(f"cannot read graphs: {exc}", 2)
 
     stop = StopFlag()
 
@@ -66,5 +61,5 @@ def run(args: argparse.Namespace) -> int:
     try:
         service.start()
     except ServiceError as exc:
-        return _fail(f"cannot open database: {exc}")
+        return fail(f"cannot open database: {exc}", 2)
     return service.run(stop)

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any, Dict, List, Optional
 
+from practable_analytics.commands.common import fail
 from practable_analytics.service.status import read, render, stream_event_counts
 
 ENV_PREFIX = "PRACTABLE_ANALYTICS_"
@@ -32,11 +33,6 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.set_defaults(func=run)
 
 
-def _fail(reason: str, code: int = 1) -> int:
-    sys.stderr.write(f"practable-analytics: error: {reason}\n")
-    return code
-
-
 def run(args: argparse.Namespace) -> int:
     db_text = args.db or os.environ.get(ENV_PREFIX + "DB") or ""
     files: List[str] = list(args.status_file or [])
@@ -44,7 +40,7 @@ def run(args: argparse.Namespace) -> int:
         env_files = os.environ.get(ENV_PREFIX + "STATUS_FILE", "")
         files = [f for f in env_files.replace(",", " ").split() if f]
     if not db_text and not files:
-        return _fail("give --db PATH and/or --status-file PATH", 2)
+        return fail("give --db PATH and/or --status-file PATH", 2)
 
     documents: List[Dict[str, Any]] = []
     problems: List[str] = []
