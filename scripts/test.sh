@@ -2,7 +2,7 @@
 # What `make test` runs after setup, image and offline inputs: every step runs even when an earlier one
 # failed, then a summary; exit status 1 when any step failed.
 #   lint      ruff (analytics_src, relay stand-in, plugins, e2e scripts), scripts/collection-checks.sh
-#   unit      pytest tests/unit tests/relay_standin, pytest analytics_src/tests
+#   unit      pytest tests/unit tests/relay_standin, pytest analytics_src/tests; analytics and stand-in again on Python 3.8
 #   molecule  molecule test of each scenario (converge, idempotence, end-to-end verify): default, single
 # Env: TEST_STEPS (default "lint unit molecule"), MOLECULE_SCENARIOS (default "default single").
 source "$(dirname "$0")/lib.sh"
@@ -66,6 +66,7 @@ if has_step unit; then
         step pytest-plugins-standin python -m pytest -q -p no:cacheprovider "${unit_paths[@]}"
     fi
     step pytest-analytics bash -c 'cd analytics_src && python -m pytest -q -p no:cacheprovider tests'
+    step pytest-py38 bash scripts/test-py38.sh
 fi
 
 if has_step molecule; then
