@@ -91,6 +91,52 @@ class Container:
             raise RuntimeError(f"GET {path} failed: {out.stderr.strip()[-300:]}")
         return json.loads(out.stdout)
 
+    def inspect(self, fmt: str) -> str:
+        out = subprocess.run(
+            ["podman", "inspect", "-f", fmt, self.name], capture_output=True, text=True, check=True
+        )
+        return out.stdout.strip()
+
+    def dial_from_neighbour(self, ports: Sequence[int]) -> Dict[int, str]:
+        """Dials this container's ports from a second, throw-away container on the same podman
+        network; per port: "open", "refused" (reached, nothing let through to a listener) or "timeout"
+        (dropped on the way, as ufw's deny does)."""
+        network = self.inspect("{{range $k, $v := .NetworkSettings.Networks}}{{$k}} {{end}}").split()[0]
+        code = (
+            "import json,socket,sys\n"
+            "out={}\n"
+            "for p in sys.argv[2:]:\n"
+            "    try:\n"
+            "        socket.create_connection((sys.argv[1],int(p)),timeout=3).close(); out[p]='open'\n"
+            "    except ConnectionRefusedError: out[p]='refused'\n"
+            "    except OSError: out[p]='timeout'\n"
+            "print(json.dumps(out))\n"
+        )
+        out = subprocess.run(
+            [
+                "podman",
+                "run",
+                "--rm",
+                "--network",
+                network,
+                "--label",
+                "owner=molecule",
+                self.inspect("{{.ImageName}}"),
+                "python3",
+                "-c",
+                code,
+                self.ip(),
+                *map(str, ports),
+            ],
+            check=False,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if out.returncode != 0:
+            raise RuntimeError(f"neighbour container failed: {out.stderr.strip()[-300:]}")
+        return {int(k): v for k, v in json.loads(out.stdout).items()}
+
     def ip(self) -> str:
         out = subprocess.run(
             ["podman", "inspect", "-f", "{{.NetworkSettings.IPAddress}}", self.name],
@@ -240,6 +286,7 @@ def main(argv: Optional[List[str]] = None) -> int:
     p.add_argument("--db", required=True, help="SQLite store path inside the container")
     p.add_argument("--db-owner", default="analytics")
     p.add_argument("--firewall", default="none", help="ufw: check the API port is closed from outside")
+    p.add_argument("--ssh-port", type=int, default=22, help="port the firewall allows (control dial)")
     p.add_argument("--sessions", default=str(ROOT / "analytics_src/tests/data/sample_logs"))
     p.add_argument("--graph", default="spinner-engdes1-1-core")
     p.add_argument("--pace", type=float, default=0.02, help="seconds between a lab UI's messages")
@@ -281,6 +328,14 @@ def main(argv: Optional[List[str]] = None) -> int:
         except OSError:
             reachable = False
         checks.ok(f"relay API port closed from outside the container ({ip})", not reachable)
+        # From a second container on the same network: SSH (allowed by the role, nothing listens in
+        # the test image) must be refused, which proves the path works; the relay port must not open.
+        seen = box.dial_from_neighbour([args.ssh_port, args.relay_port])
+        checks.ok(
+            "from a second container: SSH port reached, relay API port closed",
+            seen.get(args.ssh_port) == "refused" and seen.get(args.relay_port) != "open",
+            json.dumps(seen),
+        )
 
     # 3. the remote relay; the relay host's destinations reconnect to it (backoff up to ~10 s)
     remote = relay_standin.start_remote(
