@@ -114,21 +114,15 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.secret, port=args.remote_port, bind="0.0.0.0", access_base=args.access_base
     )
     try:
-        topics = [d + "-log" for d in devices]
-
-        def linked() -> bool:
-            stats = remote.stats()
-            return all(check_e2e.stream_has_client(stats, t) for t in topics)
-
         say("    waiting for the relay host's destinations to connect (it retries every 1-10 s)...")
-        ok, secs = check_e2e.wait_for("links", linked, 40)
+        ok, secs = check_e2e.wait_linked(remote, devices, 40)
         if not ok:
             say(
                 "    the relay host did not connect to the remote relay: see `podman exec "
                 f"{args.container} journalctl -u session.service`"
             )
             return 1
-        say(f"    {len(topics)} device topics linked after {secs:.1f} s")
+        say(f"    {len(devices)} device topics linked after {secs:.1f} s")
 
         # the students
         sessions: Dict[str, List[Dict[str, Any]]] = {}

@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 from practable_analytics import taskgraph
 from practable_analytics.experiments import Registry
 from practable_analytics.handler import Handler
+from practable_analytics.responses import CONTENTS
 from practable_analytics.store import Store
 
 REGISTRY = Registry.load()
@@ -111,18 +112,7 @@ message_st = st.fixed_dictionaries(
             {},
             optional={
                 "log": st.sampled_from(LOGS) | field_st,
-                "content": st.sampled_from(
-                    [
-                        "student_graph",
-                        "comparison_graph",
-                        "task_identification",
-                        "indicators",
-                        "centroids",
-                        "task_feedback",
-                        "all_feedback",
-                    ]
-                )
-                | field_st,
+                "content": st.sampled_from(CONTENTS) | field_st,
                 "graph": st.sampled_from(["all", "spinner-engdes1-2", "pendulum-engdes1-all"]) | field_st,
                 "task": st.sampled_from(["all", "2", "spinner-cie3-3"]) | field_st,
                 "algorithm": st.sampled_from(["ged", "task_distance"]) | field_st,

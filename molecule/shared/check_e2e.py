@@ -265,6 +265,18 @@ def stream_has_client(stats: Dict[str, Any], stream: str) -> bool:
     return any(c.get("connected") for c in clients.values())
 
 
+def wait_linked(remote: Any, devices: Sequence[str], timeout: float) -> Tuple[Any, float]:
+    """Waits until the relay host's destination for every device is a client of its topic on the
+    remote relay stand-in; returns wait_for's (ok, seconds)."""
+    topics = [d + "-log" for d in devices]
+
+    def all_linked() -> bool:
+        stats = remote.stats()
+        return all(stream_has_client(stats, t) for t in topics)
+
+    return wait_for("relay host -> remote links", all_linked, timeout)
+
+
 def destination_connected(stats: Dict[str, Any], stream: str) -> bool:
     dests = stats.get(stream, {}).get("destinations", {})
     return any(d.get("connected") for d in dests.values())
@@ -342,13 +354,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         args.secret, port=args.remote_port, bind="0.0.0.0", access_base=args.access_base
     )
     try:
-        topics = [d + "-log" for d in devices]
-
-        def all_linked() -> bool:
-            stats = remote.stats()
-            return all(stream_has_client(stats, t) for t in topics)
-
-        linked, secs = wait_for("relay host -> remote links", all_linked, 30)
+        linked, secs = wait_linked(remote, devices, 30)
         checks.ok("relay host connected to every device topic on the remote", bool(linked), f"{secs:.1f} s")
 
         def loggers_connected() -> bool:
