@@ -208,7 +208,8 @@ GOOD = (PACKAGE_GRAPHS / "spinner-engdes1-all.csv").read_text()
 BAD_CSV = {
     "header row names": GOOD.replace(",voltage_step,", ",volts,", 1),
     "first column names": GOOD.replace("\nspeed_ramp,", "\nspeed_step,"),
-    "must be finite and >= 0": GOOD.replace("19.0", "-1.0"),
+    "must be finite, >= 0 and <= 1e+06": GOOD.replace("19.0", "-1.0"),
+    "'1e308' must be finite": GOOD.replace("19.0", "1e308"),
     "'nan' must be finite": GOOD.replace("19.0", "nan"),
     "'x' is not a number": GOOD.replace("19.0", "x"),
     "has 5 values, expected 6": GOOD.replace(",29.0,0.0", ",29.0"),
