@@ -1,9 +1,10 @@
 """Experiment definitions and comparison graphs, loaded from data files.
 
 An experiment is a JSON file ``<name>.json`` (nodes in order, raw log name -> node map, unit positions
-for centroids, drawing positions in pixels, feedback subjects, and optionally per course the centroid
-keys the dashboard reads). Comparison graphs are CSV files ``<exp>-<course>-<task>.csv`` whose first
-row and first column name the nodes (row = from). A course exists when it has at least one graph.
+for centroids, drawing positions in pixels (given, or as a scale of the unit positions), feedback
+subjects, and optionally per course the centroid keys the dashboard reads). Comparison graphs are CSV
+files ``<exp>-<course>-<task>.csv`` whose first row and first column name the nodes (row = from). A
+course exists when it has at least one graph.
 
 The package ships spinner and pendulum with their graphs; an operator directory may add experiments
 and graphs, or replace shipped ones with the same name. Any invalid file raises
@@ -132,6 +133,16 @@ def _position_table(path: Path, value: Any, key: str, nodes: Tuple[str, ...]) ->
     return out
 
 
+def _draw_scale(path: Path, value: Any) -> np.ndarray:
+    """``[sx, sy]``: drawing positions are the unit positions times these, computed at full float
+    precision (spinner: ``[200, -200]``, y flipped, so voltage_step is at y = -200 sin 60 degrees)."""
+    ok = isinstance(value, list) and len(value) == 2
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not ok or not all(math.isfinite(v) and v != 0 for v in value):
+        raise _fail(path, "'draw_scale' must be [sx, sy] with finite non-zero numbers")
+    return np.array(value, dtype=np.float64)
+
+
 def _str_list(path: Path, value: Any, key: str) -> List[str]:
     if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
         raise _fail(path, f"'{key}' must be a list of non-empty strings")
@@ -148,11 +159,13 @@ def parse_experiment(path: Path) -> _Definition:
         raise _fail(path, f"invalid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise _fail(path, "must be a JSON object")
-    required = ("name", "nodes", "logs", "unit_positions", "draw_positions")
+    required = ("name", "nodes", "logs", "unit_positions")
     missing = [k for k in required if k not in doc]
+    if ("draw_positions" in doc) == ("draw_scale" in doc):
+        missing.append("exactly one of draw_positions, draw_scale")
     if missing:
         raise _fail(path, f"missing key(s): {', '.join(missing)}")
-    unknown = set(doc) - {*required, "feedback_subjects", "courses"}
+    unknown = set(doc) - {*required, "draw_positions", "draw_scale", "feedback_subjects", "courses"}
     if unknown:
         raise _fail(path, f"unknown key(s): {', '.join(sorted(unknown))}")
     name = doc["name"]
@@ -186,12 +199,19 @@ def parse_experiment(path: Path) -> _Definition:
             if key in RESERVED_CENTROID_KEYS or not isinstance(task, str) or not TASK_RE.match(task):
                 raise _fail(path, f"'courses.{course}.centroid_keys.{key}' is invalid")
         keys[course] = dict(ck)
+    unit = _position_table(path, doc["unit_positions"], "unit_positions", nodes)
+    if "draw_scale" in doc:
+        draw = unit * _draw_scale(path, doc["draw_scale"])
+        if not np.all(np.abs(draw) <= MAX_VALUE):
+            raise _fail(path, f"'draw_scale' puts a drawing position beyond {MAX_VALUE:g}")
+    else:
+        draw = _position_table(path, doc["draw_positions"], "draw_positions", nodes)
     return _Definition(
         name=name,
         nodes=nodes,
         log_map=log_map,
-        unit_positions=_position_table(path, doc["unit_positions"], "unit_positions", nodes),
-        draw_positions=_position_table(path, doc["draw_positions"], "draw_positions", nodes),
+        unit_positions=unit,
+        draw_positions=draw,
         feedback_subjects=tuple(subjects),
         centroid_keys=keys,
     )
