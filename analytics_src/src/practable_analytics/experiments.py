@@ -217,9 +217,14 @@ def parse_experiment(path: Path) -> _Definition:
     )
 
 
-def parse_graph(path: Path, nodes: Tuple[str, ...]) -> np.ndarray:
-    """Read one comparison graph CSV and return it in ``nodes`` order (row = from, column = to)."""
-    rows = [r for r in csv.reader(io.StringIO(_read_text(path))) if any(c.strip() for c in r)]
+def parse_graph(path: Path, nodes: Tuple[str, ...], text: Optional[str] = None) -> np.ndarray:
+    """Read one comparison graph CSV and return it in ``nodes`` order (row = from, column = to).
+
+    ``text`` is the file's content when the caller has read it already (``path`` then only names it).
+    """
+    if text is None:
+        text = _read_text(path)
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
     if not rows:
         raise _fail(path, "empty file")
     header = [c.strip() for c in rows[0][1:]]

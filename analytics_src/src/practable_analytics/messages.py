@@ -29,7 +29,7 @@ from practable_analytics.events import Event
 from practable_analytics.experiments import Experiment, Registry
 from practable_analytics.taskgraph import FEEDBACK_STATES
 
-__all__ = ["Event", "Parsed", "Request", "parse_message", "parse_text"]
+__all__ = ["Event", "Parsed", "Request", "feedback_subjects", "parse_message", "parse_text"]
 
 MAX_TEXT_CHARS = 1 << 20
 MAX_DEPTH = 32
@@ -148,6 +148,12 @@ def _subjects(exp: Optional[Experiment], course: str) -> Tuple[str, ...]:
         return exp.feedback_subjects
     prefix = len(exp.name) + len(course) + 2
     return exp.feedback_subjects + tuple(c.graphs) + tuple(g[prefix:] for g in c.graphs)
+
+
+def feedback_subjects(exp: Optional[Experiment], course: str) -> Tuple[str, ...]:
+    """The subjects a feedback report of ``exp``/``course`` may name to be counted (the one rule,
+    used for live messages and for imported legacy CSVs)."""
+    return _subjects(exp, course)
 
 
 def parse_message(

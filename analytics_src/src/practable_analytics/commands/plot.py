@@ -8,7 +8,6 @@ when the student has events in only one experiment and course.
 
 import argparse
 import logging
-import sqlite3
 from pathlib import Path
 
 from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
@@ -64,8 +63,6 @@ def run(args: argparse.Namespace) -> int:
         if exp is None:
             return fail(f"unknown experiment {exp_name!r}", 2)
         matrix = store.matrix(args.user, exp_name, course, len(exp.nodes))
-    except sqlite3.Error as exc:
-        return fail(f"database error: {exc}")
     finally:
         store.close()
     panels = [Panel(f"{args.user} ({exp_name}, {course})", exp.nodes, exp.draw_positions, matrix)]
