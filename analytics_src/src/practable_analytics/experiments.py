@@ -72,8 +72,8 @@ class Experiment:
         ``name`` may be any graph of the experiment (``spinner-cie3-all``) or a task of ``course``
         (``all`` -> ``spinner-<course>-all``). None when there is no such graph.
         """
-        for c in self.courses.values():
-            if name in c.graphs:
+        for other in self.courses.values():
+            if name in other.graphs:
                 return name
         c = self.courses.get(course)
         if c is not None:

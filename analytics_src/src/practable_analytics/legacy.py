@@ -408,9 +408,9 @@ class _Importer:
             report.notes.append(f"columns ignored: {', '.join(repr(c) for c in ignored)}")
         if c_subject is None:
             report.notes.append("no subject column: reports stored but not counted")
-        stored = Counter()
-        for t, state, subject in self.store.feedback_events(user, exp_name, course):
-            stored[(t if c_t is not None else None, state, subject)] += 1
+        stored: Counter = Counter()
+        for t_stored, state_stored, subject_stored in self.store.feedback_events(user, exp_name, course):
+            stored[(t_stored if c_t is not None else None, state_stored, subject_stored)] += 1
         subjects = set(feedback_subjects(exp, course))
         texts = [",".join(r) for r in rows[1:]]
         known = self.store.legacy_markers([_sha(t) for t in texts])

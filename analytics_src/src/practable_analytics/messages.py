@@ -21,7 +21,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, cast
 
 import numpy as np
 
@@ -222,9 +222,11 @@ def parse_message(
     elif mtype == "request":
         content = payload.get("content")
         if valid_id(content):
+            content = cast(str, content)
             request = Request(user=user, exp=exp_name, course=course, content=content, payload=payload)
         else:
             error = error_object(user, None, "invalid field: payload.content")
+    mtype = cast(str, mtype)  # one of STORED_TYPES by now
     event = Event(
         type=mtype, user=user, exp=exp_name, course=course, hardware=hardware, t=t, log=log, node=node,
         raw=raw, state=state, subject=subject, stream=stream,
