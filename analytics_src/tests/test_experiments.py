@@ -177,7 +177,10 @@ def bad_json_cases() -> Dict[str, Any]:
     cases["'draw_positions.speed_ramp' must be [x, y]"] = d
     d = spinner_doc()
     d["draw_positions"] = {n: [0, 0] for n in d["nodes"]}  # as well as draw_scale
-    cases["missing key(s): exactly one of draw_positions, draw_scale"] = d
+    cases["give 'draw_positions' or 'draw_scale', not both"] = d
+    d = spinner_doc()
+    del d["draw_scale"]
+    cases["missing key(s): draw_positions (or draw_scale)"] = d
     d = spinner_doc()
     d["draw_scale"] = [200, 0]
     cases["'draw_scale' must be [sx, sy] with finite non-zero numbers"] = d

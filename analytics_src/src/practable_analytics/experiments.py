@@ -161,10 +161,12 @@ def parse_experiment(path: Path) -> _Definition:
         raise _fail(path, "must be a JSON object")
     required = ("name", "nodes", "logs", "unit_positions")
     missing = [k for k in required if k not in doc]
-    if ("draw_positions" in doc) == ("draw_scale" in doc):
-        missing.append("exactly one of draw_positions, draw_scale")
+    if "draw_positions" not in doc and "draw_scale" not in doc:
+        missing.append("draw_positions (or draw_scale)")
     if missing:
         raise _fail(path, f"missing key(s): {', '.join(missing)}")
+    if "draw_positions" in doc and "draw_scale" in doc:
+        raise _fail(path, "give 'draw_positions' or 'draw_scale', not both")
     unknown = set(doc) - {*required, "draw_positions", "draw_scale", "feedback_subjects", "courses"}
     if unknown:
         raise _fail(path, f"unknown key(s): {', '.join(sorted(unknown))}")
