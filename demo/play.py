@@ -23,6 +23,7 @@ sys.path.insert(0, str(ROOT / "molecule" / "shared"))
 sys.path.insert(0, str(ROOT / "tests" / "relay_standin"))
 import check_e2e  # noqa: E402
 import relay_standin  # noqa: E402
+from practable_analytics.commands.report import DISTANCE_SCALE, indicator_lines, number, ranked  # noqa: E402
 
 log = logging.getLogger("demo")
 
@@ -31,14 +32,6 @@ def say(text: str = "") -> None:
     """Progress for the person watching (the demo's output is its purpose)."""
     sys.stdout.write(text + "\n")
     sys.stdout.flush()
-
-
-def fmt(value: Any, digits: int = 2) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
 
 
 def show_graph(answer: Dict[str, Any]) -> None:
@@ -51,7 +44,7 @@ def show_graph(answer: Dict[str, Any]) -> None:
     cent = answer.get("node_info", {}).get("in_centrality", {})
     if cent:
         ranked = sorted(cent.items(), key=lambda kv: -kv[1])
-        say("    in-centrality: " + ", ".join(f"{k} {v:.2f}" for k, v in ranked if v))
+        say("    in-centrality: " + ", ".join(f"{k} {number(v)}" for k, v in ranked if v))
 
 
 def show(answers: List[Dict[str, Any]], graph: str) -> None:
@@ -64,18 +57,18 @@ def show(answers: List[Dict[str, Any]], graph: str) -> None:
         show_graph(by["comparison_graph"])
     if "task_identification" in by:
         tasks = by["task_identification"].get("tasks", {})
-        ranked = sorted(tasks.items(), key=lambda kv: (kv[1] is None, kv[1] if kv[1] is not None else 0))
-        say("  Task distances (smaller = closer to that task's expert graph):")
-        for i, (name, dist) in enumerate(ranked):
-            mark = "  <- most likely task" if i == 0 and dist is not None else ""
-            say(f"    {name:<28} {fmt(dist):>8}{mark}")
+        say("  Task distances to each expert graph, closest first (lower = closer):")
+        say(f"    {DISTANCE_SCALE[0]}")
+        marked = False
+        for name, dist in ranked(tasks):
+            mark = ""
+            if not marked and dist is not None and not name.endswith("-all"):
+                mark, marked = "  <- closest task: its feedback is below", True
+            say(f"    {name:<28} {number(dist):>9}{mark}")
     if "indicators" in by:
-        ind = by["indicators"].get("indicators", {})
         say("  Indicators:")
-        say(
-            f"    exploration {fmt(ind.get('exploration'))}   enjoyment {fmt(ind.get('enjoyment'))}"
-            f"   edges {fmt(ind.get('edges'), 1)} % of the whole procedure"
-        )
+        for line in indicator_lines(by["indicators"].get("indicators", {})):
+            say("    " + line)
     if "centroids" in by:
         cents = by["centroids"].get("centroids", {})
         say("  Centroids (mass centre of the modes used, unit circle):")
@@ -83,9 +76,9 @@ def show(answers: List[Dict[str, Any]], graph: str) -> None:
             if key == "vertices":
                 continue
             if isinstance(value, dict):
-                say(f"    {key:<14} x {fmt(value.get('x'))}  y {fmt(value.get('y'))}")
+                say(f"    {key:<14} x {number(value.get('x'))}  y {number(value.get('y'))}")
             elif isinstance(value, (list, tuple)) and len(value) == 2:
-                say(f"    {key:<14} x {fmt(value[0])}  y {fmt(value[1])}")
+                say(f"    {key:<14} x {number(value[0])}  y {number(value[1])}")
             else:
                 say(f"    {key:<14} {value}")
 
@@ -207,11 +200,8 @@ def main(argv: Optional[List[str]] = None) -> int:
             got = [a for a in dashboard.received if a.get("type") == "response" and a.get("user") == student]
             if len(got) >= 5:
                 break
-        closest = ""
         tasks = next((a.get("tasks", {}) for a in got if a.get("content") == "task_identification"), {})
-        ranked = sorted((d, n) for n, d in tasks.items() if d is not None and not n.endswith("-all"))
-        if ranked:
-            closest = ranked[0][1]
+        closest = next((n for n, d in ranked(tasks) if d is not None and not n.endswith("-all")), "")
         advice: Dict[str, Any] = {}
         if closest:
             dashboard.received.clear()
@@ -228,7 +218,6 @@ def main(argv: Optional[List[str]] = None) -> int:
                 "'analytics-logger@*'`"
             )
             return 1
-        (out / "answers.json").write_text(json.dumps(got, indent=2) + "\n")
         say(f"    5 answers received: {', '.join(a.get('content', '?') for a in got)}")
         show(got, args.graph)
         if advice:
@@ -239,6 +228,7 @@ def main(argv: Optional[List[str]] = None) -> int:
             say("    transitions not tried yet:      " + (", ".join(fb.get("transition", [])) or "none"))
             say("    transitions used less:          " + (", ".join(fb.get("transition_freq", [])) or "none"))
             got.append(advice)
+        (out / "answers.json").write_text(json.dumps(got, indent=2) + "\n")
     finally:
         remote.stop()
 
@@ -275,12 +265,13 @@ def main(argv: Optional[List[str]] = None) -> int:
         ],
         check=True,
     )
-    subprocess.run([str(cli), "report", "--db", str(db), "--user", student], check=False)
     say("")
     say("--- done. Files:")
     say(f"    {png}  (student's task graph beside the expert graph {args.graph})")
-    say(f"    {out / 'answers.json'}  (the dashboard's answers: all_feedback's five, task_feedback)")
-    say(f"    {db}  (copy of the analytics store; try: .venv/bin/practable-analytics export --db {db} ...)")
+    held = "all_feedback's five and task_feedback" if advice else "all_feedback's five"
+    say(f"    {out / 'answers.json'}  (the dashboard's answers: {held})")
+    say(f"    {db}  (copy of the analytics store; try: .venv/bin/practable-analytics report --db {db}")
+    say(f"        --user {student}, or export --db {db} --format csv --out DIR)")
     say(
         f"    inside the container: podman exec -it {args.container} bash  (units: session.service,"
         " session-rules.service, analytics-logger@<device>)"

@@ -8,6 +8,7 @@
 source "$(dirname "$0")/lib.sh"
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/collections:$COLLECTIONS"
+export PYTHON38="${PYTHON38:-$(ls -d "$HOME"/.pyenv/versions/3.8*/bin/python3.8 2>/dev/null | tail -n 1)}"  # tests' 3.8, if any
 cd "$ROOT"
 
 STEPS="${TEST_STEPS:-lint unit molecule}"
@@ -40,6 +41,7 @@ has_step() { case " $STEPS " in *" $1 "*) return 0 ;; *) return 1 ;; esac; }
 
 if has_step lint; then
     step ruff-analytics ruff check analytics_src
+    step mypy bash -c 'cd analytics_src && mypy'
     lint_paths=()
     for p in tests/relay_standin plugins; do
         [ -d "$p" ] && [ -n "$(find "$p" -name '*.py' -print -quit)" ] && lint_paths+=("$p")

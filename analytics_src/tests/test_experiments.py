@@ -6,7 +6,6 @@ import shutil
 from pathlib import Path
 from typing import Any, Dict
 
-import numpy as np
 import pytest
 from conftest import PACKAGE_GRAPHS
 
@@ -35,18 +34,12 @@ def test_spinner_nodes_logs_and_positions(registry: Registry) -> None:
         "speed_ramp": "speed_ramp",
     }
     want = [(0.5, SIN60), (-0.5, SIN60), (1, 0), (-1, 0), (0.5, -SIN60), (-0.5, -SIN60)]
-    assert np.allclose(s.unit_positions, want, atol=1e-15)
-    # drawing: 200x the unit positions with y flipped, 173.2 as the SPEC writes it
-    assert s.draw_positions.tolist() == [
-        [100, -173.2],
-        [-100, -173.2],
-        [200, 0],
-        [-200, 0],
-        [100, 173.2],
-        [-100, 173.2],
-    ]
-    assert np.allclose(s.draw_positions[:, 0], 200 * s.unit_positions[:, 0])
-    assert np.allclose(s.draw_positions[:, 1], -200 * s.unit_positions[:, 1], atol=0.01)
+    assert s.unit_positions.tolist() == [list(p) for p in want]  # exactly sin 60 degrees
+    # drawing (SPEC section 3): exactly 200x the unit positions with y flipped, at full precision
+    assert s.draw_positions.tolist() == [[200 * x, -200 * y] for x, y in want]
+    assert s.draw_positions[0].tolist() == [100, -173.20508075688772]
+    assert s.draw_positions[0, 1] != -173.2
+    assert s.draw_positions[2].tolist() == [200, 0]
 
 
 def test_pendulum_nodes_logs_and_positions(registry: Registry) -> None:
@@ -178,8 +171,22 @@ def bad_json_cases() -> Dict[str, Any]:
     del d["unit_positions"]["speed_ramp"]
     cases["'unit_positions' must be an object"] = d
     d = spinner_doc()
+    del d["draw_scale"]
+    d["draw_positions"] = {n: [0, 0] for n in d["nodes"]}
     d["draw_positions"]["speed_ramp"] = [1, "x"]
     cases["'draw_positions.speed_ramp' must be [x, y]"] = d
+    d = spinner_doc()
+    d["draw_positions"] = {n: [0, 0] for n in d["nodes"]}  # as well as draw_scale
+    cases["give 'draw_positions' or 'draw_scale', not both"] = d
+    d = spinner_doc()
+    del d["draw_scale"]
+    cases["missing key(s): draw_positions (or draw_scale)"] = d
+    d = spinner_doc()
+    d["draw_scale"] = [200, 0]
+    cases["'draw_scale' must be [sx, sy] with finite non-zero numbers"] = d
+    d = spinner_doc()
+    d["draw_scale"] = [2e6, 1]
+    cases["'draw_scale' puts a drawing position beyond 1e+06"] = d
     d = spinner_doc()
     d["nodes"] = ["a", "a"]
     cases["'nodes' has duplicates"] = d
@@ -208,7 +215,8 @@ GOOD = (PACKAGE_GRAPHS / "spinner-engdes1-all.csv").read_text()
 BAD_CSV = {
     "header row names": GOOD.replace(",voltage_step,", ",volts,", 1),
     "first column names": GOOD.replace("\nspeed_ramp,", "\nspeed_step,"),
-    "must be finite and >= 0": GOOD.replace("19.0", "-1.0"),
+    "must be finite, >= 0 and <= 1e+06": GOOD.replace("19.0", "-1.0"),
+    "'1e308' must be finite": GOOD.replace("19.0", "1e308"),
     "'nan' must be finite": GOOD.replace("19.0", "nan"),
     "'x' is not a number": GOOD.replace("19.0", "x"),
     "has 5 values, expected 6": GOOD.replace(",29.0,0.0", ",29.0"),

@@ -1,5 +1,6 @@
 """export: every table written chunk by chunk and read back by pandas with the right rows and dtypes."""
 
+import csv
 import logging
 from pathlib import Path
 
@@ -92,3 +93,31 @@ def test_export_errors(tmp_path: Path, capsys: pytest.CaptureFixture) -> None:
     assert main(["export", "--db", str(db), "--format", "csv", "--out", str(blocker / "sub")]) == 1
     err = capsys.readouterr().err
     assert err.startswith("practable-analytics: error: cannot write") and err.count("\n") == 1
+
+
+HOSTILE = ['=HYPERLINK("http://x","y")', "+1+2", "-2+3", "@SUM(A1)", "\tcmd", "\rcmd", "plain", "a=b"]
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "feather", "csv"])
+def test_csv_cells_that_a_spreadsheet_would_run_are_inert(tmp_path: Path, fmt: str) -> None:
+    """A user id (or any text) starting with = + - @ tab or CR is written with a leading ' in CSV, as
+    spreadsheet tools expect; parquet and feather keep the raw values."""
+    db = tmp_path / "a.db"
+    with Store(db) as store:
+        store.add_events(
+            [Event("analytics", u, "spinner", "engdes1", "spin30", 1000 + i, "voltage", 0, u) for i, u in
+             enumerate(HOSTILE)]
+        )  # fmt: skip
+    out = tmp_path / "out"
+    assert main(["export", "--db", str(db), "--format", fmt, "--out", str(out)]) == 0
+    read = {"parquet": pd.read_parquet, "feather": pd.read_feather, "csv": pd.read_csv}[fmt]
+    events = read(out / f"events.{fmt}")
+    want = HOSTILE if fmt != "csv" else [("'" + u if u[0] in "=+-@\t\r" else u) for u in HOSTILE]
+    assert events["user"].tolist() == want
+    assert events["raw"].tolist() == want
+    assert events["t"].tolist() == [1000 + i for i in range(len(HOSTILE))]  # numbers untouched
+    if fmt == "csv":  # every cell of every table, as a spreadsheet reads them
+        for table in out.glob("*.csv"):
+            with table.open(newline="") as f:
+                cells = [c for row in csv.reader(f) for c in row]
+            assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], table

@@ -9,6 +9,7 @@ import pytest
 from practable_analytics.cli import main
 from practable_analytics.events import Event
 from practable_analytics.experiments import Registry
+from practable_analytics.plot import Panel, figure, short_id
 from practable_analytics.store import Store
 
 pytest.importorskip("matplotlib")
@@ -59,7 +60,7 @@ def test_html_contains_every_node(tmp_path: Path, db: Path, registry: Registry) 
     assert exp is not None
     for node in exp.nodes:
         assert f'"id": "{node}"' in html
-        assert f'"id": "spinner-engdes1-all: {node}"' in html
+        assert f'"id": "expert (spinner-engdes1-all): {node}"' in html
     assert '"label": "2"' not in html or '"arrows": "to"' in html
     assert "<script" in html and "vis-network" in html.lower()
 
@@ -89,3 +90,39 @@ def test_errors(
     err = capsys.readouterr().err
     assert needle in err and err.startswith("practable-analytics: error:")
     assert not (tmp_path / "x.png").exists()
+
+
+def test_png_panels_named_short_id_unused_modes_and_width_legend(db: Path, registry: Registry) -> None:
+    """What the PNG shows, read from the figure it is drawn from: panels "student <short id>" and
+    "expert (<graph>)", the student's unused modes marked, one edge-width scale with its legend."""
+    exp = registry.experiment("spinner")
+    assert exp is not None
+    with Store(db) as store:
+        student = store.matrix("s1", "spinner", "engdes1", 6)
+    student[:, 5] = student[5, :] = 0  # speed_ramp never used
+    found = registry.graph("spinner-engdes1-all")
+    assert found is not None
+    uuid = "53a6788c-e689-48d4-9231-c2fbd23df009"
+    fig = figure(
+        [
+            Panel(
+                f"student {short_id(uuid)} (spinner, engdes1)", exp.nodes, exp.draw_positions, student, True
+            ),
+            Panel("expert (spinner-engdes1-all)", exp.nodes, exp.draw_positions, found[1]),
+        ]
+    )
+    titles = [ax.get_title() for ax in fig.axes]
+    assert titles[0].startswith("student 53a6788c\u2026 (spinner, engdes1)\n")
+    assert titles[1].startswith("expert (spinner-engdes1-all)\n")
+    texts = [[t.get_text() for t in ax.texts] for ax in fig.axes]
+    assert texts[0].count("not\nused") == 1 and texts[1].count("not\nused") == 0
+    legend = fig.legends[0]
+    labels = [t.get_text() for t in legend.get_texts()]
+    top = max(student.max(), found[1].max())
+    assert labels[0] == "1" and labels[-2] == str(int(top)) and labels[-1] == "mode the student never used"
+    assert "edge width" in legend.get_title().get_text()
+    # one scale for both panels: the thickest line of either panel is the legend's thickest
+    widths = [h.get_linewidth() for h in legend.legend_handles[:-1]]
+    arrows = [p.get_linewidth() for ax in fig.axes for p in ax.patches]
+    assert max(arrows) == max(widths) == 7.0 and min(widths) == min(arrows) == pytest.approx(1 + 6 / top)
+    assert short_id("s1") == "s1" and short_id("abcdefghij") == "abcdefghij"

@@ -1,6 +1,7 @@
 """responses: the SPEC section 1 shapes, exactly, and the error object."""
 
 import json
+import math
 from typing import Any, Dict, Mapping, Optional
 
 import numpy as np
@@ -55,8 +56,9 @@ def test_student_graph_shape(responder: Responder) -> None:
     assert set(got) == {"user", "type", "exp", "course", "content", "nodes", "edges", "node_info"}
     assert got["nodes"][0] == {
         "id": "voltage_step", "label": "voltage_step", "shape": "dot", "size": 10, "color": "#97c2fc",
-        "x": 100, "y": -173.2, "physics": False,
+        "x": 100, "y": -200 * math.sin(math.radians(60)), "physics": False,
     }  # fmt: skip
+    assert '"y":-173.20508075688772,' in encode(got)  # full precision on the wire, not -173.2
     assert got["nodes"][2]["x"] == 200 and got["nodes"][2]["y"] == 0
     assert [n["id"] for n in got["nodes"]] == list(responder._registry.experiment("spinner").nodes)  # type: ignore[union-attr]
     assert got["edges"] == [

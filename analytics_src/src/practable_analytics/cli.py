@@ -7,11 +7,13 @@ import sys
 from typing import List, Optional
 
 from practable_analytics import __version__
-from practable_analytics.commands.common import CommandError, fail
+from practable_analytics.commands.common import CommandError, fail, run_command
 
 # Each module in practable_analytics.commands registers one subcommand. Heavy libraries are imported
 # inside the commands that need them, never here, so `serve` stays small.
-COMMANDS = ("serve", "status", "replay", "report", "plot", "export", "import_legacy", "forget")
+COMMANDS = (
+    "serve", "status", "check", "replay", "report", "plot", "export", "import_legacy", "forget",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -42,7 +44,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         stream=sys.stderr,
     )
     try:
-        rc: int = args.func(args)
+        rc = run_command(args)
     except CommandError as exc:
         return fail(exc.reason, exc.code)
     return rc

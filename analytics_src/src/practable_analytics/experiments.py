@@ -1,13 +1,15 @@
 """Experiment definitions and comparison graphs, loaded from data files.
 
 An experiment is a JSON file ``<name>.json`` (nodes in order, raw log name -> node map, unit positions
-for centroids, drawing positions in pixels, feedback subjects, and optionally per course the centroid
-keys the dashboard reads). Comparison graphs are CSV files ``<exp>-<course>-<task>.csv`` whose first
-row and first column name the nodes (row = from). A course exists when it has at least one graph.
+for centroids, drawing positions in pixels (given, or as a scale of the unit positions), feedback
+subjects, and optionally per course the centroid keys the dashboard reads). Comparison graphs are CSV
+files ``<exp>-<course>-<task>.csv`` whose first row and first column name the nodes (row = from). A
+course exists when it has at least one graph.
 
 The package ships spinner and pendulum with their graphs; an operator directory may add experiments
 and graphs, or replace shipped ones with the same name. Any invalid file raises
-:class:`DefinitionError` with the file name and the problem.
+:class:`DefinitionError` with the file name and the problem; :func:`check` applies the same rules and
+returns every problem instead of stopping at the first (``practable-analytics check``).
 """
 
 import csv
@@ -17,9 +19,11 @@ import math
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
+
+from practable_analytics.text import printable
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -27,6 +31,9 @@ NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
 TASK_RE = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_-]{0,127}$")
 MAX_NODES = 64
 MAX_FILE_BYTES = 1 << 20
+MAX_VALUE = 1e6
+"""Bound on every number of a definition (|position|, graph cell): far above any real count or pixel,
+far below where the graph edit distance or a centroid could overflow to inf."""
 RESERVED_CENTROID_KEYS = ("student", "all", "vertices")
 
 
@@ -65,8 +72,8 @@ class Experiment:
         ``name`` may be any graph of the experiment (``spinner-cie3-all``) or a task of ``course``
         (``all`` -> ``spinner-<course>-all``). None when there is no such graph.
         """
-        for c in self.courses.values():
-            if name in c.graphs:
+        for other in self.courses.values():
+            if name in other.graphs:
                 return name
         c = self.courses.get(course)
         if c is not None:
@@ -100,7 +107,7 @@ def _course_of(exp: str, graph: str) -> str:
 
 
 def _fail(path: Path, problem: str) -> DefinitionError:
-    return DefinitionError(f"{path.name}: {problem}")
+    return DefinitionError(f"{printable(path.name)}: {problem}")
 
 
 def _read_text(path: Path) -> str:
@@ -120,10 +127,20 @@ def _position_table(path: Path, value: Any, key: str, nodes: Tuple[str, ...]) ->
         pair = value[node]
         ok = isinstance(pair, list) and len(pair) == 2
         ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
-        if not ok or not all(math.isfinite(v) for v in pair):
-            raise _fail(path, f"'{key}.{node}' must be [x, y] with finite numbers")
+        if not ok or not all(math.isfinite(v) and abs(v) <= MAX_VALUE for v in pair):
+            raise _fail(path, f"'{key}.{node}' must be [x, y] with finite numbers, |v| <= {MAX_VALUE:g}")
         out[i] = pair
     return out
+
+
+def _draw_scale(path: Path, value: Any) -> np.ndarray:
+    """``[sx, sy]``: drawing positions are the unit positions times these, computed at full float
+    precision (spinner: ``[200, -200]``, y flipped, so voltage_step is at y = -200 sin 60 degrees)."""
+    ok = isinstance(value, list) and len(value) == 2
+    ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    if not ok or not all(math.isfinite(v) and v != 0 for v in value):
+        raise _fail(path, "'draw_scale' must be [sx, sy] with finite non-zero numbers")
+    return np.array(value, dtype=np.float64)
 
 
 def _str_list(path: Path, value: Any, key: str) -> List[str]:
@@ -142,11 +159,15 @@ def parse_experiment(path: Path) -> _Definition:
         raise _fail(path, f"invalid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise _fail(path, "must be a JSON object")
-    required = ("name", "nodes", "logs", "unit_positions", "draw_positions")
+    required = ("name", "nodes", "logs", "unit_positions")
     missing = [k for k in required if k not in doc]
+    if "draw_positions" not in doc and "draw_scale" not in doc:
+        missing.append("draw_positions (or draw_scale)")
     if missing:
         raise _fail(path, f"missing key(s): {', '.join(missing)}")
-    unknown = set(doc) - {*required, "feedback_subjects", "courses"}
+    if "draw_positions" in doc and "draw_scale" in doc:
+        raise _fail(path, "give 'draw_positions' or 'draw_scale', not both")
+    unknown = set(doc) - {*required, "draw_positions", "draw_scale", "feedback_subjects", "courses"}
     if unknown:
         raise _fail(path, f"unknown key(s): {', '.join(sorted(unknown))}")
     name = doc["name"]
@@ -180,20 +201,32 @@ def parse_experiment(path: Path) -> _Definition:
             if key in RESERVED_CENTROID_KEYS or not isinstance(task, str) or not TASK_RE.match(task):
                 raise _fail(path, f"'courses.{course}.centroid_keys.{key}' is invalid")
         keys[course] = dict(ck)
+    unit = _position_table(path, doc["unit_positions"], "unit_positions", nodes)
+    if "draw_scale" in doc:
+        draw = unit * _draw_scale(path, doc["draw_scale"])
+        if not np.all(np.abs(draw) <= MAX_VALUE):
+            raise _fail(path, f"'draw_scale' puts a drawing position beyond {MAX_VALUE:g}")
+    else:
+        draw = _position_table(path, doc["draw_positions"], "draw_positions", nodes)
     return _Definition(
         name=name,
         nodes=nodes,
         log_map=log_map,
-        unit_positions=_position_table(path, doc["unit_positions"], "unit_positions", nodes),
-        draw_positions=_position_table(path, doc["draw_positions"], "draw_positions", nodes),
+        unit_positions=unit,
+        draw_positions=draw,
         feedback_subjects=tuple(subjects),
         centroid_keys=keys,
     )
 
 
-def parse_graph(path: Path, nodes: Tuple[str, ...]) -> np.ndarray:
-    """Read one comparison graph CSV and return it in ``nodes`` order (row = from, column = to)."""
-    rows = [r for r in csv.reader(io.StringIO(_read_text(path))) if any(c.strip() for c in r)]
+def parse_graph(path: Path, nodes: Tuple[str, ...], text: Optional[str] = None) -> np.ndarray:
+    """Read one comparison graph CSV and return it in ``nodes`` order (row = from, column = to).
+
+    ``text`` is the file's content when the caller has read it already (``path`` then only names it).
+    """
+    if text is None:
+        text = _read_text(path)
+    rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
     if not rows:
         raise _fail(path, "empty file")
     header = [c.strip() for c in rows[0][1:]]
@@ -214,8 +247,8 @@ def parse_graph(path: Path, nodes: Tuple[str, ...]) -> np.ndarray:
                 value = float(cell)
             except ValueError:
                 raise _fail(path, f"row {r}: {cell!r} is not a number") from None
-            if not math.isfinite(value) or value < 0:
-                raise _fail(path, f"row {r}: {cell!r} must be finite and >= 0")
+            if not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
+                raise _fail(path, f"row {r}: {cell!r} must be finite, >= 0 and <= {MAX_VALUE:g}")
             matrix[i, j] = value
     return matrix
 
@@ -233,67 +266,15 @@ class Registry:
 
     @classmethod
     def load(cls, extra_dir: Optional[Path] = None) -> "Registry":
-        """Load the package data, then ``extra_dir`` (``*.json`` and ``*.csv``) over it."""
-        dirs = [(DATA_DIR / "experiments", DATA_DIR / "graphs")]
-        if extra_dir is not None:
-            extra = Path(extra_dir)
-            if not extra.is_dir():
-                raise DefinitionError(f"{extra}: not a directory")
-            dirs.append((extra, extra))
-        defs: Dict[str, _Definition] = {}
-        graph_files: Dict[str, Path] = {}
-        for exp_dir, graph_dir in dirs:
-            for path in sorted(exp_dir.glob("*.json")):
-                d = parse_experiment(path)
-                defs[d.name] = d
-            for path in sorted(graph_dir.glob("*.csv")):
-                graph_files[path.stem] = path
-        graphs: Dict[str, Dict[str, Dict[str, np.ndarray]]] = {name: {} for name in defs}
-        for gname, path in graph_files.items():
-            owners = [e for e in defs if gname.startswith(e + "-")]
-            if not owners:
-                raise _fail(path, f"no experiment for graph name {gname!r} (want <exp>-<course>-<task>)")
-            exp = max(owners, key=len)
-            parts = gname[len(exp) + 1 :].split("-", 1)
-            if len(parts) != 2 or not NAME_RE.match(parts[0]) or not TASK_RE.match(parts[1]):
-                raise _fail(path, f"graph name {gname!r} is not <exp>-<course>-<task>")
-            graphs[exp].setdefault(parts[0], {})[gname] = parse_graph(path, defs[exp].nodes)
-        experiments = {}
-        for name, d in defs.items():
-            courses = {}
-            for cname, cgraphs in graphs[name].items():
-                keys = {}
-                for key, task in d.centroid_keys.get(cname, {}).items():
-                    full = f"{name}-{cname}-{task}"
-                    if full not in cgraphs:
-                        problem = f"centroid key {key!r} of course {cname!r} names missing graph {full}"
-                        raise DefinitionError(f"{name}.json: {problem}")
-                    keys[key] = full
-                if not keys:  # undeclared course: every task graph under its task name
-                    prefix = len(name) + len(cname) + 2
-                    keys = {g[prefix:]: g for g in sorted(cgraphs)}
-                    keys = {k: g for k, g in keys.items() if k not in RESERVED_CENTROID_KEYS}
-                for m in cgraphs.values():
-                    m.setflags(write=False)
-                all_name = f"{name}-{cname}-all"
-                courses[cname] = Course(
-                    name=cname,
-                    graphs=dict(sorted(cgraphs.items())),
-                    all_graph=all_name if all_name in cgraphs else None,
-                    centroid_keys=keys,
-                )
-            for arr in (d.unit_positions, d.draw_positions):
-                arr.setflags(write=False)
-            experiments[name] = Experiment(
-                name=name,
-                nodes=d.nodes,
-                log_map=d.log_map,
-                unit_positions=d.unit_positions,
-                draw_positions=d.draw_positions,
-                courses=courses,
-                feedback_subjects=d.feedback_subjects,
-            )
-        return cls(experiments)
+        """Load the package data, then ``extra_dir`` (``*.json`` and ``*.csv``) over it.
+
+        Raises :class:`DefinitionError` at the first invalid file (:func:`check` lists them all).
+        """
+
+        def stop(problem: DefinitionError) -> None:
+            raise problem
+
+        return cls(_load(extra_dir, stop))
 
     def experiment(self, name: str) -> Optional[Experiment]:
         """The experiment called ``name``, or None."""
@@ -306,3 +287,101 @@ class Registry:
     def graph(self, name: str) -> Optional[Tuple[Experiment, np.ndarray]]:
         """The experiment and matrix of a comparison graph by full name, or None."""
         return self._graphs.get(name)
+
+
+def check(extra_dir: Optional[Path] = None) -> List[str]:
+    """Every problem :meth:`Registry.load` would stop at, one ``<file>: <reason>`` each (empty: valid).
+
+    A file is reported once (its first problem); a graph of an experiment whose own file is invalid
+    is reported as such rather than checked against a definition that does not exist.
+    """
+    problems: List[str] = []
+    _load(extra_dir, lambda exc: problems.append(str(exc)))
+    return problems
+
+
+def _load(extra_dir: Optional[Path], problem: Callable[[DefinitionError], None]) -> Dict[str, Experiment]:
+    """The experiments of the package data with ``extra_dir`` over it. Each invalid file goes to
+    ``problem`` (which may raise) and is left out."""
+    dirs = [(DATA_DIR / "experiments", DATA_DIR / "graphs")]
+    if extra_dir is not None:
+        extra = Path(extra_dir)
+        if not extra.is_dir():
+            problem(DefinitionError(f"{printable(str(extra))}: not a directory"))
+            return {}
+        dirs.append((extra, extra))
+    defs: Dict[str, _Definition] = {}
+    broken: Dict[str, str] = {}  # experiment (file stem) -> its file name, when that file is invalid
+    graph_files: Dict[str, Path] = {}
+    broken_graphs = set()  # graph files already reported invalid
+    for exp_dir, graph_dir in dirs:
+        for path in sorted(exp_dir.glob("*.json")):
+            try:
+                d = parse_experiment(path)
+            except DefinitionError as exc:
+                broken[path.stem] = path.name
+                defs.pop(path.stem, None)
+                problem(exc)
+                continue
+            broken.pop(d.name, None)
+            defs[d.name] = d
+        for path in sorted(graph_dir.glob("*.csv")):
+            graph_files[path.stem] = path
+    graphs: Dict[str, Dict[str, Dict[str, np.ndarray]]] = {name: {} for name in defs}
+    for gname, path in graph_files.items():
+        owners = [e for e in (*defs, *broken) if gname.startswith(e + "-")]
+        if not owners:
+            problem(_fail(path, f"no experiment for graph name {gname!r} (want <exp>-<course>-<task>)"))
+            continue
+        exp = max(owners, key=len)
+        if exp in broken:
+            problem(_fail(path, f"not checked: its experiment file {broken[exp]} is invalid"))
+            continue
+        parts = gname[len(exp) + 1 :].split("-", 1)
+        if len(parts) != 2 or not NAME_RE.match(parts[0]) or not TASK_RE.match(parts[1]):
+            problem(_fail(path, f"graph name {gname!r} is not <exp>-<course>-<task>"))
+            continue
+        try:
+            graphs[exp].setdefault(parts[0], {})[gname] = parse_graph(path, defs[exp].nodes)
+        except DefinitionError as exc:
+            broken_graphs.add(gname)
+            problem(exc)
+    experiments = {}
+    for name, d in defs.items():
+        courses = {}
+        for cname, cgraphs in graphs[name].items():
+            keys = {}
+            for key, task in d.centroid_keys.get(cname, {}).items():
+                full = f"{name}-{cname}-{task}"
+                if full in broken_graphs:
+                    continue
+                if full not in cgraphs:
+                    what = f"centroid key {key!r} of course {cname!r} names missing graph {full}"
+                    problem(DefinitionError(f"{name}.json: {what}"))
+                    continue
+                keys[key] = full
+            if not keys:  # undeclared course: every task graph under its task name
+                prefix = len(name) + len(cname) + 2
+                keys = {g[prefix:]: g for g in sorted(cgraphs)}
+                keys = {k: g for k, g in keys.items() if k not in RESERVED_CENTROID_KEYS}
+            for m in cgraphs.values():
+                m.setflags(write=False)
+            all_name = f"{name}-{cname}-all"
+            courses[cname] = Course(
+                name=cname,
+                graphs=dict(sorted(cgraphs.items())),
+                all_graph=all_name if all_name in cgraphs else None,
+                centroid_keys=keys,
+            )
+        for arr in (d.unit_positions, d.draw_positions):
+            arr.setflags(write=False)
+        experiments[name] = Experiment(
+            name=name,
+            nodes=d.nodes,
+            log_map=d.log_map,
+            unit_positions=d.unit_positions,
+            draw_positions=d.draw_positions,
+            courses=courses,
+            feedback_subjects=d.feedback_subjects,
+        )
+    return experiments

@@ -9,7 +9,10 @@ Tables written to the output directory (``<table>.parquet`` / ``.feather`` / ``.
 - ``feedback``: counted feedback reports (``user, exp, course, state, subject, count``);
 - ``legacy_adjacency``: matrices read from legacy adjacency CSVs (``... from, to, count, file``).
 
-Rows are read and written in chunks, so memory stays flat whatever the size of the store.
+Rows are read and written in chunks, so memory stays flat whatever the size of the store. In CSV, a
+text cell that starts with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return is written with a
+leading ``'`` so that a spreadsheet opening the file shows it as text rather than running it as a
+formula (a user id ``=HYPERLINK(...)``); Parquet and Feather keep every value as stored.
 pyarrow is needed for parquet and feather (imported here, never by the service).
 """
 
@@ -21,6 +24,7 @@ from practable_analytics.experiments import Registry
 from practable_analytics.store import Store
 
 FORMATS = ("parquet", "feather", "csv")
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 # column name -> arrow type name
 EVENTS_SCHEMA: Tuple[Tuple[str, str], ...] = (
@@ -66,6 +70,14 @@ LEGACY_SCHEMA = (
 )
 
 
+def inert(value: Any) -> Any:
+    """A CSV cell a spreadsheet cannot take for a formula: text starting with one of
+    FORMULA_STARTS gets a leading ``'``; other values are returned unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
 class _Writer:
     """Writes one table chunk by chunk in one of FORMATS."""
 
@@ -99,7 +111,7 @@ class _Writer:
         if not rows:
             return
         if self._csv is not None:
-            self._csv.writerows(rows)
+            self._csv.writerows([inert(v) for v in row] for row in rows)
             return
         columns = list(zip(*rows))
         arrays = [self._pa.array(col, type=field.type) for col, field in zip(columns, self.schema)]

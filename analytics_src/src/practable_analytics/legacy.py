@@ -23,12 +23,24 @@ A line already recorded is not imported again; a log line whose text was already
 *different* file (a copy of a log under another name) is skipped as a duplicate. Files whose name
 matches their lines' user are imported first, so a copy with a wrong name is the one reported as
 the duplicate. Lines that cannot be read are skipped and reported with their line numbers.
+
+Hostile directories: the ids in a file name (user, hardware, exp, course) must pass the same rule as
+ids received on the network (:func:`practable_analytics.messages.valid_id`), or the file is skipped;
+every name echoed in the report or a log line has its control characters escaped; every read is
+bounded (a log line, the first line included, at 1 MiB; a CSV file at 16 MiB); a file is opened with
+``O_NOFOLLOW`` and checked to be a regular file on the open descriptor, so a symbolic link or a FIFO
+swapped in after the directory listing is refused. Feedback rows are counted by the same rule as live
+feedback (:func:`practable_analytics.messages.feedback_subjects`).
 """
 
 import csv
+import errno
 import hashlib
+import io
 import json
 import logging
+import os
+import stat
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,15 +49,17 @@ from typing import Any, BinaryIO, Callable, Dict, Iterator, List, Optional, Sequ
 import numpy as np
 
 from practable_analytics.events import Event
-from practable_analytics.experiments import DefinitionError, Experiment, Registry, parse_graph
-from practable_analytics.messages import DEFAULT_SUBJECTS, parse_message
+from practable_analytics.experiments import DefinitionError, Registry, parse_graph
+from practable_analytics.messages import feedback_subjects, parse_message, valid_id
 from practable_analytics.store import Marker, Store
 from practable_analytics.taskgraph import FEEDBACK_STATES
+from practable_analytics.text import printable
 
 LOG = logging.getLogger(__name__)
 
 BATCH = 1000
 MAX_LINE_BYTES = 1 << 20
+MAX_CSV_BYTES = 16 << 20
 STATE_COLUMNS = ("state", "feedback", "emotion", "affect", "affective_state")
 SUBJECT_COLUMNS = ("subject", "topic", "about")
 TIME_COLUMNS = ("t", "time", "timestamp", "ts")
@@ -75,7 +89,7 @@ class FileReport:
             parts.append(f"already imported {self.already}")
         if self.duplicates:
             parts.append(f"duplicates of other files {self.duplicates}")
-        out = [f"{self.name} [{self.kind}]: " + ", ".join(parts)]
+        out = [f"{printable(self.name)} [{self.kind}]: " + ", ".join(parts)]
         for reason, lines in sorted(self.skipped.items()):
             numbered = [n for n in lines if n > 0]
             where = ""
@@ -84,8 +98,8 @@ class FileReport:
                 more = f" and {len(numbered) - SHOWN_LINES} more" if len(numbered) > SHOWN_LINES else ""
                 where = f" (line {shown}{more})"
             count = f"{len(lines)} " if numbered else ""
-            out.append(f"  skipped {count}{reason}{where}")
-        out.extend(f"  note: {n}" for n in self.notes)
+            out.append(f"  skipped {count}{printable(reason)}{where}")
+        out.extend(f"  note: {printable(n)}" for n in self.notes)
         return out
 
 
@@ -121,9 +135,10 @@ def _sha(text: str) -> str:
 
 
 def split_log_name(stem: str, registry: Registry) -> Optional[Tuple[str, str, str, str]]:
-    """(user, hw, exp, course) of a log file name stem, or None when it is not one."""
+    """(user, hw, exp, course) of a log file name stem, or None when it is not one (an id in it
+    failing the network id rule included)."""
     parts = stem.rsplit("-", 3)
-    if len(parts) != 4 or not all(parts):
+    if len(parts) != 4 or not all(valid_id(p) for p in parts):
         return None
     user, hw, exp, course = parts
     if registry.experiment(exp) is None:
@@ -136,17 +151,50 @@ def split_csv_name(stem: str, suffix: str, registry: Registry) -> Optional[Tuple
     if not stem.endswith("-" + suffix):
         return None
     parts = stem[: -len(suffix) - 1].rsplit("-", 2)
-    if len(parts) != 3 or not all(parts) or registry.experiment(parts[1]) is None:
+    if len(parts) != 3 or not all(valid_id(p) for p in parts) or registry.experiment(parts[1]) is None:
         return None
     return parts[0], parts[1], parts[2]
 
 
-def _first_user(path: Path) -> Optional[str]:
+def open_regular(path: Path) -> BinaryIO:
+    """``path`` opened for reading without following a symbolic link, checked to be a regular file
+    on the open descriptor (what was listed may have been swapped since). Never blocks on a FIFO."""
+    flags = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
     try:
-        with path.open("r", encoding="utf-8", errors="replace") as f:
-            for line in f:
-                if line.strip():
-                    msg = json.loads(line)
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise OSError(errno.ELOOP, "a symbolic link, refused") from exc
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise OSError(errno.EINVAL, "not a regular file, refused")
+        if hasattr(os, "set_blocking"):
+            os.set_blocking(fd, True)
+        return os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _read_bounded(path: Path, limit: int) -> bytes:
+    """The whole of a regular file of at most ``limit`` bytes (OSError when larger)."""
+    with open_regular(path) as f:
+        data = f.read(limit + 1)
+    if len(data) > limit:
+        raise OSError(errno.EFBIG, f"larger than {limit >> 20} MiB")
+    return data
+
+
+def _first_user(path: Path) -> Optional[str]:
+    """The ``user`` of the first non-blank line (read at most 1 MiB of it), or None."""
+    try:
+        with open_regular(path) as f:
+            for _, data in _bounded_lines(f):
+                if data is None:
+                    return None
+                if data.strip():
+                    msg = json.loads(data.decode("utf-8", errors="replace"))
                     user = msg.get("user") if isinstance(msg, dict) else None
                     return user if isinstance(user, str) else None
     except (OSError, ValueError, RecursionError):
@@ -198,7 +246,7 @@ class _Importer:
         mismatched: Counter = Counter()
         pending: List[Tuple[int, str, Dict[str, Any]]] = []
         try:
-            handle = path.open("rb")
+            handle = open_regular(path)
         except OSError as exc:
             report.skip(f"file: cannot read ({exc.strerror or exc})", 0)
             return report
@@ -242,7 +290,7 @@ class _Importer:
                     msg["user"] = name_user
                     fills["user"] += 1
                 elif msg["user"] != name_user:
-                    mismatched[str(msg["user"])] += 1
+                    mismatched[repr(msg["user"])[:80]] += 1
                 pending.append((lineno, text, msg))
                 if len(pending) >= BATCH:
                     self._store_lines(path.name, hw, pending, report)
@@ -253,7 +301,7 @@ class _Importer:
             report.notes.append(f"filled from the file name: {done}")
         for user, n in sorted(mismatched.items()):
             report.notes.append(
-                f"{n} lines name user {user!r}, not {name_user!r} as the file name: kept {user!r}"
+                f"{n} lines name user {user}, not {name_user!r} as the file name: kept {user}"
             )
         return report
 
@@ -293,8 +341,12 @@ class _Importer:
         exp = self.registry.experiment(exp_name)
         assert exp is not None
         try:
-            sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            matrix = parse_graph(path, exp.nodes)
+            data = _read_bounded(path, MAX_CSV_BYTES)
+            sha = hashlib.sha256(data).hexdigest()
+            matrix = parse_graph(path, exp.nodes, text=data.decode("utf-8-sig"))
+        except UnicodeDecodeError:
+            report.skip("file: not UTF-8", 0)
+            return report
         except OSError as exc:
             report.skip(f"file: cannot read ({exc.strerror or exc})", 0)
             return report
@@ -327,9 +379,12 @@ class _Importer:
         exp = self.registry.experiment(exp_name)
         assert exp is not None
         try:
-            with path.open("r", encoding="utf-8-sig", newline="") as f:
-                rows = list(csv.reader(f))
-        except (OSError, UnicodeDecodeError, csv.Error) as exc:
+            text = _read_bounded(path, MAX_CSV_BYTES).decode("utf-8-sig")
+            rows = list(csv.reader(io.StringIO(text, newline="")))
+        except OSError as exc:
+            report.skip(f"file: cannot read ({exc.strerror or exc})", 0)
+            return report
+        except (UnicodeDecodeError, csv.Error) as exc:
             report.skip(f"file: cannot read ({exc})", 0)
             return report
         rows = [r for r in rows if any(c.strip() for c in r)]
@@ -353,10 +408,10 @@ class _Importer:
             report.notes.append(f"columns ignored: {', '.join(repr(c) for c in ignored)}")
         if c_subject is None:
             report.notes.append("no subject column: reports stored but not counted")
-        stored = Counter()
-        for t, state, subject in self.store.feedback_events(user, exp_name, course):
-            stored[(t if c_t is not None else None, state, subject)] += 1
-        subjects = set(DEFAULT_SUBJECTS) | set(exp.feedback_subjects) | _graph_subjects(exp, course)
+        stored: Counter = Counter()
+        for t_stored, state_stored, subject_stored in self.store.feedback_events(user, exp_name, course):
+            stored[(t_stored if c_t is not None else None, state_stored, subject_stored)] += 1
+        subjects = set(feedback_subjects(exp, course))
         texts = [",".join(r) for r in rows[1:]]
         known = self.store.legacy_markers([_sha(t) for t in texts])
         events: List[Event] = []
@@ -429,14 +484,6 @@ def _cell(row: Sequence[str], i: Optional[int]) -> Optional[str]:
     return row[i].strip()
 
 
-def _graph_subjects(exp: Experiment, course: str) -> set:
-    c = exp.courses.get(course)
-    if c is None:
-        return set()
-    prefix = len(exp.name) + len(course) + 2
-    return set(c.graphs) | {g[prefix:] for g in c.graphs}
-
-
 def _parse_ms(text: Optional[str]) -> Optional[int]:
     if text is None:
         return None
@@ -488,13 +535,13 @@ def import_dir(
         fr = FileReport(path.name, "other")
         fr.skip(
             "file: name is not <user>-<hw>-<exp>-<course>.json, <user>-<exp>-<course>-adjacency.csv"
-            " or -feedback.csv with a known experiment",
+            " or -feedback.csv with a known experiment and valid ids",
             0,
         )
         report.files.append(fr)
     # Logs whose lines name the same user as the file name first: a misnamed copy is the duplicate.
     for _, _, path, parts in sorted(logs, key=lambda x: (x[0], x[1])):
-        LOG.debug("importing %s", path.name)
+        LOG.debug("importing %s", printable(path.name))
         report.files.append(importer.log_file(path, parts))
     for path, fparts in feedback:
         report.files.append(importer.feedback_file(path, fparts))

@@ -21,7 +21,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from typing import Any, Dict, Mapping, Optional, Tuple
+from typing import Any, Dict, Mapping, Optional, Tuple, cast
 
 import numpy as np
 
@@ -29,7 +29,7 @@ from practable_analytics.events import Event
 from practable_analytics.experiments import Experiment, Registry
 from practable_analytics.taskgraph import FEEDBACK_STATES
 
-__all__ = ["Event", "Parsed", "Request", "parse_message", "parse_text"]
+__all__ = ["Event", "Parsed", "Request", "feedback_subjects", "parse_message", "parse_text"]
 
 MAX_TEXT_CHARS = 1 << 20
 MAX_DEPTH = 32
@@ -150,6 +150,12 @@ def _subjects(exp: Optional[Experiment], course: str) -> Tuple[str, ...]:
     return exp.feedback_subjects + tuple(c.graphs) + tuple(g[prefix:] for g in c.graphs)
 
 
+def feedback_subjects(exp: Optional[Experiment], course: str) -> Tuple[str, ...]:
+    """The subjects a feedback report of ``exp``/``course`` may name to be counted (the one rule,
+    used for live messages and for imported legacy CSVs)."""
+    return _subjects(exp, course)
+
+
 def parse_message(
     message: object, registry: Registry, stream: Optional[str] = None, raw: Optional[str] = None
 ) -> Parsed:
@@ -216,9 +222,11 @@ def parse_message(
     elif mtype == "request":
         content = payload.get("content")
         if valid_id(content):
+            content = cast(str, content)
             request = Request(user=user, exp=exp_name, course=course, content=content, payload=payload)
         else:
             error = error_object(user, None, "invalid field: payload.content")
+    mtype = cast(str, mtype)  # one of STORED_TYPES by now
     event = Event(
         type=mtype, user=user, exp=exp_name, course=course, hardware=hardware, t=t, log=log, node=node,
         raw=raw, state=state, subject=subject, stream=stream,

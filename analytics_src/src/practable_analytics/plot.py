@@ -27,6 +27,29 @@ class Panel:
     nodes: Tuple[str, ...]
     positions: np.ndarray  # (n, 2) pixels, y down
     matrix: np.ndarray  # (n, n) row = from
+    mark_unused: bool = False
+    """Draw the modes with no transition in or out hollow and say "not used" (the student's panel)."""
+
+
+def short_id(user: str, keep: int = 8) -> str:
+    """A student id short enough for a title (``53a6788c…`` for a UUID); short ids unchanged."""
+    return user if len(user) <= keep + 2 else user[:keep] + "\u2026"
+
+
+def unused_modes(panel: Panel) -> List[str]:
+    """The nodes with no transition into or out of them."""
+    used = panel.matrix.sum(axis=0) + panel.matrix.sum(axis=1)
+    return [name for name, u in zip(panel.nodes, used) if u <= 0]
+
+
+def _top(panels: Sequence[Panel]) -> float:
+    """The largest weight of all panels: one width scale for every panel (and one legend)."""
+    top = max((float(p.matrix.max()) for p in panels if p.matrix.size), default=0.0)
+    return top if top > 0 else 1.0
+
+
+def _width(weight: float, top: float, lo: float, hi: float) -> float:
+    return lo + (hi - lo) * weight / top
 
 
 def _widths(matrix: np.ndarray, lo: float, hi: float) -> np.ndarray:
@@ -38,19 +61,24 @@ def _label(weight: float) -> str:
     return str(int(weight)) if float(weight).is_integer() else f"{weight:.2f}"
 
 
-def _draw_panel(ax: Any, panel: Panel) -> None:
+LINE_LO, LINE_HI = 1.0, 7.0
+UNUSED_FACE, UNUSED_EDGE = "white", "#a0aec0"
+
+
+def _draw_panel(ax: Any, panel: Panel, top: float) -> None:
     from matplotlib.patches import FancyArrowPatch  # noqa: PLC0415 (tools extra)
 
     pos = panel.positions.astype(float).copy()
     pos[:, 1] = -pos[:, 1]  # y down (vis-network) -> y up (matplotlib)
-    widths = _widths(panel.matrix, 1.0, 7.0)
     radius = 34.0
     n = len(panel.nodes)
+    label_box = {"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8}
     for i in range(n):
         for j in range(n):
             w = float(panel.matrix[i, j])
             if w <= 0:
                 continue
+            lw = _width(w, top, LINE_LO, LINE_HI)
             if i == j:
                 x, y = pos[i]
                 loop = FancyArrowPatch(
@@ -59,22 +87,13 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
                     connectionstyle="arc3,rad=-2.4",
                     arrowstyle="-|>",
                     mutation_scale=12,
-                    lw=widths[i, j],
+                    lw=lw,
                     color=EDGE_COLOR,
                     alpha=0.8,
                     zorder=1,
                 )
                 ax.add_patch(loop)
-                ax.text(
-                    x,
-                    y + 74,
-                    _label(w),
-                    ha="center",
-                    va="bottom",
-                    fontsize=9,
-                    zorder=4,
-                    bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-                )
+                ax.text(x, y + 74, _label(w), ha="center", va="bottom", fontsize=9, zorder=4, bbox=label_box)
                 continue
             start, end = pos[i], pos[j]
             arrow = FancyArrowPatch(
@@ -83,7 +102,7 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
                 connectionstyle="arc3,rad=0.12",
                 arrowstyle="-|>",
                 mutation_scale=14,
-                lw=widths[i, j],
+                lw=lw,
                 color=EDGE_COLOR,
                 alpha=0.75,
                 shrinkA=radius * 0.75,
@@ -97,43 +116,73 @@ def _draw_panel(ax: Any, panel: Panel) -> None:
             length = math.hypot(d[0], d[1]) or 1.0
             normal = np.array([d[1], -d[0]]) / length
             lx, ly = mid + normal * 0.06 * length
-            ax.text(
-                lx,
-                ly,
-                _label(w),
-                ha="center",
-                va="center",
-                fontsize=9,
-                zorder=4,
-                bbox={"boxstyle": "round,pad=0.15", "fc": "white", "ec": "none", "alpha": 0.8},
-            )
-    ax.scatter(pos[:, 0], pos[:, 1], s=900, c=NODE_COLOR, edgecolors="#2b7ce9", linewidths=1.5, zorder=2)
+            ax.text(lx, ly, _label(w), ha="center", va="center", fontsize=9, zorder=4, bbox=label_box)
+    unused = set(unused_modes(panel)) if panel.mark_unused else set()
+    face = [UNUSED_FACE if name in unused else NODE_COLOR for name in panel.nodes]
+    edge = [UNUSED_EDGE if name in unused else "#2b7ce9" for name in panel.nodes]
+    ax.scatter(pos[:, 0], pos[:, 1], s=900, c=face, edgecolors=edge, linewidths=1.5, zorder=2)
     for (x, y), name in zip(pos, panel.nodes):
-        ax.text(x, y - radius - 10, name, ha="center", va="top", fontsize=10, zorder=3)
-    pad = 90.0
-    ax.set_xlim(pos[:, 0].min() - pad - 40, pos[:, 0].max() + pad + 40)
-    ax.set_ylim(pos[:, 1].min() - pad, pos[:, 1].max() + pad + 30)
+        if name in unused:
+            ax.text(x, y, "not\nused", ha="center", va="center", fontsize=7, color="#718096", zorder=3)
+        ax.text(x, y - radius - 6, name, ha="center", va="top", fontsize=10, zorder=3,
+                color="#718096" if name in unused else "black")  # fmt: skip
+    ax.set_xlim(pos[:, 0].min() - 75, pos[:, 0].max() + 75)
+    ax.set_ylim(pos[:, 1].min() - radius - 30, pos[:, 1].max() + radius + 50)
     ax.set_aspect("equal")
     ax.axis("off")
     total = int(panel.matrix.sum()) if float(panel.matrix.sum()).is_integer() else panel.matrix.sum()
     ax.set_title(f"{panel.title}\n{total} transitions", fontsize=11)
 
 
-def draw_png(path: Path, panels: Sequence[Panel], dpi: int = 110) -> None:
-    """Write the panels side by side to a PNG file."""
+def figure(panels: Sequence[Panel]) -> Any:
+    """The matplotlib Figure of the panels side by side, one edge-width scale and legend for all."""
     import matplotlib  # noqa: PLC0415 (tools extra, never imported by the service)
 
     matplotlib.use("Agg")
     from matplotlib.backends.backend_agg import FigureCanvasAgg  # noqa: PLC0415
     from matplotlib.figure import Figure  # noqa: PLC0415
+    from matplotlib.lines import Line2D  # noqa: PLC0415
 
-    fig = Figure(figsize=(6.4 * len(panels), 6.4))
+    fig = Figure(figsize=(5.0 * len(panels), 5.2))
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    top = _top(panels)
     for ax, panel in zip(axes, panels):
-        _draw_panel(ax, panel)
-    fig.tight_layout()
-    fig.savefig(str(path), format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.3)
+        _draw_panel(ax, panel, top)
+    steps = sorted({1.0, float(round(top / 2)) or 1.0, top}) if top > 1 else [1.0]
+    handles = [
+        Line2D([], [], color=EDGE_COLOR, alpha=0.75, lw=_width(w, top, LINE_LO, LINE_HI), label=_label(w))
+        for w in steps
+    ]
+    if any(p.mark_unused and unused_modes(p) for p in panels):
+        handles.append(
+            Line2D(
+                [],
+                [],
+                marker="o",
+                ls="",
+                ms=11,
+                mfc=UNUSED_FACE,
+                mec=UNUSED_EDGE,
+                label="mode the student never used",
+            )
+        )
+    fig.legend(
+        handles=handles,
+        loc="lower center",
+        ncol=len(handles),
+        frameon=False,
+        fontsize=9,
+        title="edge width = transitions from one mode to the next (number on the edge)",
+        title_fontsize=9,
+    )
+    fig.tight_layout(rect=(0, 0.08, 1, 1), w_pad=4.0)
+    return fig
+
+
+def draw_png(path: Path, panels: Sequence[Panel], dpi: int = 110) -> None:
+    """Write the panels side by side to a PNG file."""
+    figure(panels).savefig(str(path), format="png", dpi=dpi, bbox_inches="tight", pad_inches=0.15)
 
 
 def draw_html(path: Path, panels: Sequence[Panel]) -> None:

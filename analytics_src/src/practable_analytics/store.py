@@ -346,7 +346,7 @@ class Store:
                 fkey = (e.user, e.exp, e.course, e.state, e.subject)
                 feedback[fkey] = feedback.get(fkey, 0) + 1
         # The chain deltas are computed before the new rows exist, so every query sees the old chain.
-        upserts = []
+        upserts: List[Tuple[Union[str, int], ...]] = []
         shrunk = []
         tails = self._tails(conn, list(chains))
         for key, new in chains.items():

@@ -15,7 +15,7 @@ import relay_standin as rs
 from .helpers import call, client_stats, free_port, get_json, wait_for
 
 SCRIPT = Path(__file__).resolve().parents[1] / "relay_standin.py"
-PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+PY38 = Path(os.environ.get("PYTHON38") or "python3.8-unset")  # a CPython 3.8; skipped when unset
 PYTHONS = [sys.executable] + ([str(PY38)] if PY38.exists() else [])
 
 

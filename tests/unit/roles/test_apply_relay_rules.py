@@ -18,7 +18,7 @@ relay_standin = pytest.importorskip("relay_standin")
 
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "roles" / "relay_rules" / "files" / "apply-relay-rules.py"
-PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+PY38 = Path(os.environ.get("PYTHON38") or "python3.8-unset")  # a CPython 3.8; skipped when unset
 PYTHONS = [sys.executable] + ([str(PY38)] if PY38.exists() else [])
 
 

@@ -1,7 +1,12 @@
-"""What the commands share: the ``--db``/``--graphs`` options, opening them, and one-line errors."""
+"""What the commands share: the ``--db``/``--graphs`` options, opening them, and one-line errors.
+
+Storage failures are caught here only (:func:`run_command`): a command lets
+:class:`~practable_analytics.store.StoreError` rise and the user sees one line.
+"""
 
 import argparse
 import os
+import sqlite3
 import sys
 from pathlib import Path
 
@@ -19,6 +24,17 @@ class CommandError(Exception):
         super().__init__(reason)
         self.reason = reason
         self.code = code
+
+
+def run_command(args: argparse.Namespace) -> int:
+    """Run the parsed command; a storage failure becomes a :class:`CommandError` (exit 1, one line)."""
+    try:
+        rc: int = args.func(args)
+    except StoreError as exc:
+        raise CommandError(f"database error: {exc}") from exc
+    except sqlite3.Error as exc:  # a Store method that does not wrap its errors in StoreError yet
+        raise CommandError(f"database error: {exc}") from exc
+    return rc
 
 
 def add_db_graphs(parser: argparse.ArgumentParser) -> None:

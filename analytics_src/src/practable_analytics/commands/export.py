@@ -9,7 +9,6 @@ Formats: ``parquet`` and ``feather`` (need pyarrow, from the ``tools`` extra) or
 import argparse
 import importlib.util
 import logging
-import sqlite3
 import sys
 from pathlib import Path
 
@@ -53,8 +52,6 @@ def run(args: argparse.Namespace) -> int:
         )
     except OSError as exc:
         return fail(f"cannot write {args.out}: {exc.strerror or exc}")
-    except sqlite3.Error as exc:
-        return fail(f"database error: {exc}")
     finally:
         store.close()
     for name, path in written.items():

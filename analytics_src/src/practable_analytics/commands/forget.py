@@ -7,7 +7,6 @@ per table. Files of a legacy data directory are not touched: delete them too, or
 """
 
 import argparse
-import sqlite3
 import sys
 
 from practable_analytics.commands.common import add_db_graphs, fail, open_store
@@ -33,8 +32,6 @@ def run(args: argparse.Namespace) -> int:
     store = open_store(args)
     try:
         removed = store.forget(args.user)
-    except sqlite3.Error as exc:
-        return fail(f"database error: {exc}")
     finally:
         store.close()
     out = sys.stdout

@@ -8,12 +8,12 @@ new (every imported line is recorded). See docs/store.md for the rules.
 
 import argparse
 import logging
-import sqlite3
 import sys
 from pathlib import Path
 
 from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
 from practable_analytics.legacy import import_dir
+from practable_analytics.text import printable
 
 LOG = logging.getLogger(__name__)
 
@@ -35,15 +35,13 @@ def run(args: argparse.Namespace) -> int:
     """Import the directory and print the report on stdout (progress on stderr)."""
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
-        return fail(f"{data_dir}: not a directory", 2)
+        return fail(f"{printable(str(data_dir))}: not a directory", 2)
     registry = load_registry(args)
     store = open_store(args, must_exist=False)
     try:
         report = import_dir(store, registry, data_dir, progress=lambda msg: LOG.info("%s", msg))
     except OSError as exc:
-        return fail(f"cannot read {data_dir}: {exc.strerror or exc}")
-    except sqlite3.Error as exc:
-        return fail(f"database error: {exc}")
+        return fail(f"cannot read {printable(str(data_dir))}: {exc.strerror or exc}")
     finally:
         store.close()
     sys.stdout.write(report.render())

@@ -8,11 +8,10 @@ when the student has events in only one experiment and course.
 
 import argparse
 import logging
-import sqlite3
 from pathlib import Path
 
 from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
-from practable_analytics.plot import Panel, draw_html, draw_png
+from practable_analytics.plot import Panel, draw_html, draw_png, short_id
 
 LOG = logging.getLogger(__name__)
 
@@ -64,17 +63,16 @@ def run(args: argparse.Namespace) -> int:
         if exp is None:
             return fail(f"unknown experiment {exp_name!r}", 2)
         matrix = store.matrix(args.user, exp_name, course, len(exp.nodes))
-    except sqlite3.Error as exc:
-        return fail(f"database error: {exc}")
     finally:
         store.close()
-    panels = [Panel(f"{args.user} ({exp_name}, {course})", exp.nodes, exp.draw_positions, matrix)]
+    title = f"student {short_id(args.user)} ({exp_name}, {course})"
+    panels = [Panel(title, exp.nodes, exp.draw_positions, matrix, mark_unused=True)]
     if args.compare:
         full = exp.resolve_graph(course, args.compare)
         found_graph = registry.graph(full) if full else None
         if found_graph is None:
             return fail(f"unknown comparison graph {args.compare!r} for experiment {exp_name}", 2)
-        panels.append(Panel(full or args.compare, exp.nodes, exp.draw_positions, found_graph[1]))
+        panels.append(Panel(f"expert ({full})", exp.nodes, exp.draw_positions, found_graph[1]))
     if matrix.sum() == 0:
         LOG.warning(
             "user %s has no transitions in %s/%s: drawing an empty graph", args.user, exp_name, course

@@ -8,7 +8,6 @@ one line in the wire form of :func:`practable_analytics.responses.encode`.
 import argparse
 import logging
 import os
-import sqlite3
 import sys
 from pathlib import Path
 from typing import List, Optional
@@ -16,7 +15,6 @@ from typing import List, Optional
 from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
 from practable_analytics.handler import Handler
 from practable_analytics.responses import encode
-from practable_analytics.store import StoreError
 
 LOG = logging.getLogger(__name__)
 BATCH_LINES = 1000
@@ -66,8 +64,6 @@ def run(args: argparse.Namespace) -> int:
                         answers += 1
             LOG.info("%s: %d lines replayed", path, len(lines))
         out.flush()
-    except (StoreError, sqlite3.Error) as exc:
-        return fail(f"database error: {exc}")
     finally:
         store.close()
     LOG.info("%d answers written", answers)

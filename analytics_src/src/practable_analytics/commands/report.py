@@ -1,13 +1,14 @@
 """``report``: one student's task graph and numbers as plain text for a terminal.
 
 For each (exp, course) the student has events in (or the one given by ``--exp``/``--course``): the
-transition matrix (row = from, column = to, columns numbered as the rows), the indicators, the task
-distances (TaskDistance and GED) to every comparison graph of the course and the counted feedback.
+transition matrix (row = from, column = to, columns numbered as the rows), the indicators with their
+scales, the task distances (TaskDistance, and GED) to every comparison graph of the course, closest
+first, and the counted feedback. The demo prints the dashboard's answers with the same functions.
 """
 
 import argparse
 import sys
-from typing import List, Mapping, Optional, Sequence
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -31,16 +32,44 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
     parser.set_defaults(func=run)
 
 
-def _num(value: Optional[float]) -> str:
+def number(value: Optional[float]) -> str:
+    """How every number is written: an integer as one, otherwise two decimals; None is "undefined"."""
     if value is None:
         return "undefined"
-    return str(int(value)) if float(value).is_integer() else f"{value:.3f}"
+    return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+
+
+INDICATOR_SCALES: Dict[str, str] = {
+    "exploration": "TaskDistance a=0, b=10 against the -all graph: what goes beyond it (lower = closer)",
+    "enjoyment": "count of Engaged/Curious/Delighted reports minus count of the other states",
+    "edges": "the student's transitions as a percentage of the -all graph's",
+}
+DISTANCE_SCALE = (
+    "TaskDistance a=10, b=1: 10 per transition the expert made and the student did not, 1 per extra one",
+    "GED: sum of |student - expert| over all cells",
+)
+"""What the task distance columns mean (lower is closer for both)."""
+
+
+def indicator_lines(indicators: Mapping[str, Optional[float]]) -> List[str]:
+    """One line per indicator: its value (edges with %) and its scale."""
+    lines = []
+    for key, scale in INDICATOR_SCALES.items():
+        value = indicators.get(key)
+        shown = number(value) + (" %" if key == "edges" and value is not None else "")
+        lines.append(f"{key:<11} {shown:>9}  {scale}")
+    return lines
+
+
+def ranked(distances: Mapping[str, Optional[float]]) -> List[Tuple[str, Optional[float]]]:
+    """Task distances closest first (ties by name), undefined ones last."""
+    return sorted(distances.items(), key=lambda kv: (kv[1] is None, kv[1] or 0.0, kv[0]))
 
 
 def matrix_table(nodes: Sequence[str], matrix: np.ndarray) -> List[str]:
     """The matrix as aligned text: numbered columns, rows labelled ``<index> <node>``."""
     labels = [f"{i} {name}" for i, name in enumerate(nodes)]
-    cells = [[_num(float(v)) for v in row] for row in matrix]
+    cells = [[number(float(v)) for v in row] for row in matrix]
     width = max([len(str(len(nodes) - 1))] + [len(c) for row in cells for c in row])
     label_width = max(len(s) for s in labels)
     header = " " * label_width + " " + " ".join(str(j).rjust(width) for j in range(len(nodes)))
@@ -62,18 +91,17 @@ def section(
     c = exp.courses.get(course)
     all_graph = c.graphs[c.all_graph] if c is not None and c.all_graph is not None else None
     ind = taskgraph.indicators(matrix, all_graph, counts)
-    edges = "undefined" if ind["edges"] is None else f"{_num(ind['edges'])} %"
-    exploration, enjoyment = _num(ind["exploration"]), _num(ind["enjoyment"])
-    lines += ["", f"Indicators: exploration {exploration}  enjoyment {enjoyment}  edges {edges}", ""]
+    lines += ["", "Indicators:", *("  " + x for x in indicator_lines(ind)), ""]
     if c is None:
         lines.append("Task distances: no comparison graphs for this course")
     else:
-        lines.append("Task distances (TaskDistance / GED):")
+        lines += ["Task distances, closest first (lower = closer):", *("  " + x for x in DISTANCE_SCALE)]
         name_width = max(len(g) for g in c.graphs)
-        for gname, expert in c.graphs.items():
-            td = _num(taskgraph.task_distance(matrix, expert))
-            ged = _num(taskgraph.ged(matrix, expert))
-            lines.append(f"  {gname.ljust(name_width)}  {td.rjust(10)}  {ged.rjust(8)}")
+        lines.append(f"  {'graph'.ljust(name_width)}  {'TaskDistance':>12}  {'GED':>8}")
+        distances = {g: taskgraph.task_distance(matrix, expert) for g, expert in c.graphs.items()}
+        for gname, td in ranked(distances):
+            ged = number(taskgraph.ged(matrix, c.graphs[gname]))
+            lines.append(f"  {gname.ljust(name_width)}  {number(td).rjust(12)}  {ged.rjust(8)}")
     reported = ", ".join(f"{state} {n}" for state, n in sorted(counts.items())) or "none"
     lines += ["", f"Feedback (counted reports): {reported}", ""]
     return lines

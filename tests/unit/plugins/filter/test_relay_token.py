@@ -8,11 +8,13 @@ from ansible.errors import AnsibleFilterError
 from ansible_collections.practable.analytics.plugins.filter.relay_token import FilterModule, relay_token
 from ansible_collections.practable.analytics.plugins.plugin_utils.relay_jwt import check
 from ansible_collections.practable.analytics.plugins.test.relay_token_valid import (
-    TestModule,
+    TestModule as RelayTestPlugin,  # renamed: pytest collects a "Test*" class
+)
+from ansible_collections.practable.analytics.plugins.test.relay_token_valid import (
     relay_token_valid,
 )
 
-SECRET = "not-a-real-secret-but-long-enough-for-hs256-000"
+SECRET = "not-a-real-secret-but-long-enough-for-hs384-0000"  # >= 48 bytes: no InsecureKeyLengthWarning
 BASE = "https://relay-access.practable.io"
 NOW = 1700000000
 DAY = 86400
@@ -71,7 +73,7 @@ def test_bad_input_raises_filter_error(args):
 
 def test_plugin_registration():
     assert FilterModule().filters()["relay_token"] is relay_token
-    assert TestModule().tests()["relay_token_valid"] is relay_token_valid
+    assert RelayTestPlugin().tests()["relay_token_valid"] is relay_token_valid
 
 
 def test_fresh_token_is_kept():

@@ -30,7 +30,7 @@ MODULE = "ansible_collections.practable.analytics.plugins.modules.relay_destinat
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
 
-PY38 = Path("/root/.pyenv/versions/3.8.18/bin/python3.8")
+PY38 = Path(os.environ.get("PYTHON38") or "python3.8-unset")  # a CPython 3.8; skipped when unset
 #: The controller's Python and, when present, CPython 3.8 (Ubuntu 20.04 targets run modules with it).
 PYTHONS = [sys.executable] + ([str(PY38)] if PY38.exists() else [])
 
