@@ -12,7 +12,8 @@ from conftest import COMPARISON_LOGS, SAMPLE_LOGS
 from practable_analytics.cli import main
 from practable_analytics.experiments import Registry
 from practable_analytics.legacy import import_dir, split_csv_name, split_log_name
-from practable_analytics.store import Store, dfg
+from practable_analytics.store import Store
+from practable_analytics.taskgraph import adjacency as dfg
 
 UUID = "53a6788c-e689-48d4-9231-c2fbd23df009"
 COPY = "35a6788c-e689-48d4-9231-c2fbd23df009"

@@ -6,12 +6,10 @@ reader (``practable-analytics status``, a monitoring script) never sees half a f
 
 import json
 import os
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
-from urllib.parse import quote
 
 from practable_analytics.service.inbox import Inbox
 from practable_analytics.service.sender import Sender
@@ -105,22 +103,13 @@ def read(path: Path) -> Dict[str, Any]:
 def stream_event_counts(db: Path) -> Dict[str, Dict[str, Any]]:
     """Per stream: number of stored events and the last receive time, read-only (never creates the file).
 
-    Events stored without a stream (replay, import-legacy) are counted under "".
+    Events stored without a stream (replay, import-legacy) are counted under "". Raises StoreError.
     """
-    uri = "file:" + _uri_path(db) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
-    try:
-        rows = conn.execute(
-            "SELECT COALESCE(stream, ''), COUNT(*), MAX(received_at) FROM events"
-            " GROUP BY COALESCE(stream, '')"
-        ).fetchall()
-    finally:
-        conn.close()
-    return {str(name): {"events": int(n), "last_received": iso_time(last)} for name, n, last in rows}
+    from practable_analytics.store import Store  # noqa: PLC0415 (numpy only when a database is read)
 
-
-def _uri_path(path: Path) -> str:
-    return quote(str(path.resolve()), safe="/")
+    with Store(db, readonly=True, busy_timeout_s=5.0) as store:
+        counts = store.stream_event_counts()
+    return {name: {"events": n, "last_received": iso_time(last)} for name, (n, last) in counts.items()}
 
 
 def render(documents: Sequence[Mapping[str, Any]], counts: Optional[Mapping[str, Mapping[str, Any]]],
