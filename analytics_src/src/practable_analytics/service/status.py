@@ -31,16 +31,22 @@ def build(
     """The status document (plain JSON types only)."""
     now = time.time()
     per_stream = inbox.stream_snapshot(range(len(streams)))
+    full = inbox.stream_full_episodes_snapshot(range(len(streams)))
+    queue = inbox.snapshot()
     out_streams: Dict[str, Dict[str, Any]] = {}
-    for s, sender, (pending, high_water) in zip(streams, senders, per_stream):
+    for s, sender, (pending, high_water), full_episodes in zip(streams, senders, per_stream, full):
         out_streams[s.name] = {
             "url": s.url,
             "connected": s.connected,
             "since": iso_time(s.since),
             "connects": s.connects,
             "messages_received": s.received,
+            "messages_stored": s.stored,
             "bytes_received": s.received_bytes,
             "requests": s.requests,
+            "requests_dropped": s.requests_dropped,
+            "requests_merged": s.requests_merged,
+            "request_budget_episodes": s.budget_episodes,
             "answers_sent": s.answers_sent,
             "messages_sent": s.messages_sent,
             "answer_latency_ms": s.answer_latency_ms(),
@@ -48,6 +54,7 @@ def build(
             "errors": s.errors(),
             "queue_pending": pending,
             "queue_high_water": high_water,
+            "queue_full_episodes": full_episodes,
             "send_queue_high_water": s.send_queue_high_water,
             "last_event": iso_time(s.last_event),
         }
@@ -59,9 +66,15 @@ def build(
         "updated": iso_time(now),
         "updated_epoch": round(now, 3),
         "db": str(db),
-        "queue": inbox.snapshot(),
+        "queue": queue,
         "worker": {
             "messages": worker.messages,
+            "stored": worker.messages,
+            "held": worker.held,
+            "unstored": worker.held + int(queue["depth"]),
+            "ignored": worker.ignored,
+            "retries": worker.retries,
+            "store_failure_episodes": worker.store_failure_episodes,
             "batches": worker.batches,
             "max_batch": worker.max_batch,
             "max_commit_latency_ms": round(worker.max_commit_latency_s * 1000.0, 3),
@@ -128,20 +141,26 @@ def render(documents: Sequence[Mapping[str, Any]], counts: Optional[Mapping[str,
         w = doc.get("worker") or {}
         lines.append(
             f"  queue {q.get('depth')}/{q.get('limit')} (high-water {q.get('high_water')}, "
-            f"full {q.get('full_episodes')} times)  worker {w.get('messages')} messages in "
-            f"{w.get('batches')} batches, worst commit latency {w.get('max_commit_latency_ms')} ms"
+            f"full {q.get('full_episodes')} times)  stored {w.get('stored', w.get('messages'))} messages in "
+            f"{w.get('batches')} commits, unstored {w.get('unstored', 0)}, "
+            f"worst commit latency {w.get('max_commit_latency_ms')} ms"
             + (f", errors {_errors(w.get('errors'))}" if w.get("errors") else "")
         )
         for name, s in sorted((doc.get("streams") or {}).items()):
             state = "connected" if s.get("connected") else "DISCONNECTED"
             lines.append(f"  {name}: {state} since {s.get('since')}  {s.get('url')}")
+            in_db = None if counts is None else counts.get(name, {}).get("events", 0)
             stored = ""
-            if counts is not None:
-                stored = f"  stored {counts.get(name, {}).get('events', 0)}"
+            if "messages_stored" in s:  # committed by this service (the status file's own count)
+                stored = f"  stored {s.get('messages_stored')}"
+            elif in_db is not None:
+                stored = f"  stored {in_db}"
+            dropped = f" ({s.get('requests_dropped')} over budget)" if s.get("requests_dropped") else ""
             lines.append(
-                f"    received {s.get('messages_received')}{stored}  requests {s.get('requests')}  "
+                f"    received {s.get('messages_received')}{stored}  requests {s.get('requests')}{dropped}  "
                 f"answers sent {s.get('answers_sent')}  queue high-water {s.get('queue_high_water')}  "
                 f"last event {s.get('last_event')}"
+                + (f"  in database {in_db}" if in_db is not None and "messages_stored" in s else "")
             )
             latency = s.get("answer_latency_ms") or {}
             if latency.get("count"):
