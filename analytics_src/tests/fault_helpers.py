@@ -56,7 +56,8 @@ class Tmpfs:
 
 @pytest.fixture
 def tmpfs() -> Iterator[Tmpfs]:
-    fs = Tmpfs("4m")
+    """16 MiB: room for the database and a WAL of 1000 pages (SQLite's checkpoint point), 4 MiB."""
+    fs = Tmpfs("16m")
     try:
         yield fs
     finally:
