@@ -161,3 +161,27 @@ def test_identical_waiting_requests_are_answered_once_and_the_budget_drops_a_flo
     assert worker.stream_stats[0].requests_dropped == 100 - answered
     assert worker.stream_stats[0].budget_episodes == 1
     assert worker.stats.messages == 106  # every request is stored even when it is not answered
+
+
+def test_invalid_frames_beyond_the_streams_byte_budget_are_counted_not_stored(tmp_path: Path) -> None:
+    db = tmp_path / "g.db"
+    processor = HandlerProcessor(db, Registry.load())
+    worker = Worker(
+        inbox=Inbox(1),
+        make_processor=lambda: processor,
+        names=["spin30"],
+        senders=[Capture()],  # type: ignore[list-item]
+        stream_stats=[StreamStats("spin30", "ws://h/ws/spin30")],
+        stats=WorkerStats(),
+        invalid_bytes_rate=1.0,
+        invalid_bytes_burst=10 * 5000.0,  # room for about ten 4 kB garbage events
+    )
+    junk = b"#" * 100_000  # 100 kB of garbage per frame: each keeps a 4 kB prefix
+    worker.process(processor, [item(0, junk) for _ in range(30)] + [item(0, analytics(1, "voltage"))])
+    rows = query(db, "SELECT type, length(raw) FROM events ORDER BY id")
+    invalid = [n for kind, n in rows if kind == "invalid"]
+    assert 10 <= len(invalid) <= 12 and max(invalid) < 4300
+    assert rows[-1][0] == "analytics"  # valid messages are never held back by the garbage budget
+    assert worker.stream_stats[0].errors()["invalid_dropped"] == 30 - len(invalid)
+    assert worker.stats.messages == len(rows)
+    processor.close()

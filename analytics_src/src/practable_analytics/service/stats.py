@@ -34,11 +34,11 @@ class TokenBucket:
             self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
         self.stamp = now
 
-    def take(self, now: float) -> bool:
-        """Spend one token (monotonic time ``now``); False when the budget is used up."""
+    def take(self, now: float, amount: float = 1.0) -> bool:
+        """Spend ``amount`` tokens (monotonic time ``now``); False when the budget is used up."""
         self._refill(now)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
+        if self.tokens >= amount:
+            self.tokens -= amount
             return True
         return False
 

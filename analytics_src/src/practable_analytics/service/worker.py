@@ -23,9 +23,10 @@ Fairness and budgets:
 - Each (stream, user) has a request budget (token bucket, ``request_rate``/s, burst
   ``request_burst``); requests beyond it are stored but not answered (``requests_dropped``), with one
   log line when an episode starts and one when it ends.
-- Invalid frames are rate limited per stream (``INVALID_RATE``/s, burst ``INVALID_BURST``); the excess
-  is counted (``invalid_dropped``) and not stored. What is stored of one is at most 4 kB plus its
-  length and hash (messages.invalid).
+- What is stored of an invalid frame is at most 4 kB plus its length and hash (messages.invalid), and
+  invalid events are rate limited per stream by the bytes they store (``INVALID_BYTES_RATE``/s, burst
+  ``INVALID_BYTES_BURST``): a garbage flood grows the database by at most the burst plus the rate
+  times its duration. The excess is counted (``invalid_dropped``) and not stored.
 """
 
 import json
@@ -49,8 +50,8 @@ STORE_UNAVAILABLE = "store unavailable"
 RETRY_FIRST_S = 0.1
 RETRY_MAX_S = 2.0
 COMMIT_CHUNK = 5000  # most events per transaction when a backlog is committed
-INVALID_RATE = 20.0  # invalid frames stored per second and stream, sustained
-INVALID_BURST = 200.0
+INVALID_BYTES_RATE = 16 * 1024.0  # bytes of invalid events stored per second and stream, sustained
+INVALID_BYTES_BURST = 8 * 1024 * 1024.0
 DEFAULT_REQUEST_RATE = 5.0
 DEFAULT_REQUEST_BURST = 20.0
 MAX_BUCKETS = 10_000  # (stream, user) request budgets kept; idle full ones are pruned beyond it
@@ -109,6 +110,8 @@ class Worker(threading.Thread):
         batch_size: int = 300,
         request_rate: float = DEFAULT_REQUEST_RATE,
         request_burst: float = DEFAULT_REQUEST_BURST,
+        invalid_bytes_rate: float = INVALID_BYTES_RATE,
+        invalid_bytes_burst: float = INVALID_BYTES_BURST,
     ) -> None:
         super().__init__(name="worker", daemon=True)
         self.inbox = inbox
@@ -133,7 +136,9 @@ class Worker(threading.Thread):
         self._failing = False
         self._buckets: Dict[Tuple[int, str], TokenBucket] = {}
         self._dropping: Dict[Tuple[int, str], int] = {}  # budget episodes in progress: drops so far
-        self._invalid_buckets = [TokenBucket(INVALID_RATE, INVALID_BURST) for _ in self.names]
+        self.invalid_bytes_rate = invalid_bytes_rate
+        self.invalid_bytes_burst = invalid_bytes_burst
+        self._invalid_buckets = [TokenBucket(invalid_bytes_rate, invalid_bytes_burst) for _ in self.names]
 
     # -- thread body -----------------------------------------------------------------------------
     def run(self) -> None:
@@ -164,11 +169,12 @@ class Worker(threading.Thread):
             if backlog and now < self._retry_at:
                 # Storage is failing: keep taking (and answering "store unavailable") only while
                 # what is held leaves room in the inbox's bound; otherwise just wait for the retry.
+                batch: List[Item] = []
                 if backlog < inbox.max_items:
                     batch = inbox.get_batch(self.batch_size, min(0.2, self._retry_at - now))
                     if batch:
                         self.take(processor, batch)
-                else:
+                if not batch and (inbox.closed or backlog >= inbox.max_items):  # wait, do not spin
                     self.abandon.wait(min(0.2, self._retry_at - now))
                 continue
             if backlog:
@@ -215,8 +221,8 @@ class Worker(threading.Thread):
                     pass
             self._parse_run(processor, stream, run_texts, run_items, waiting)
             self.stream_stats[stream].error("undecodable_frame")
-            if self._invalid_buckets[stream].take(time.monotonic()):
-                event = processor.invalid_frame(self.names[stream], data, opcode != OP_TEXT)
+            event = processor.invalid_frame(self.names[stream], data, opcode != OP_TEXT)
+            if self._invalid_buckets[stream].take(time.monotonic(), len(event.raw)):
                 self._hold(event, item)
             else:
                 self._invalid_dropped(stream)
@@ -241,7 +247,7 @@ class Worker(threading.Thread):
         for p, item in zip(parsed, items):
             event = p.event
             if event is not None:
-                if event.type == "invalid" and p.error is None and not bucket.take(now):
+                if event.type == "invalid" and p.error is None and not bucket.take(now, len(event.raw)):
                     self._invalid_dropped(stream)
                     continue
                 self._hold(event, item)
@@ -272,10 +278,10 @@ class Worker(threading.Thread):
         stats.error("invalid_dropped")
         if before == 0 or (before + 1) % 1000 == 0:
             LOG.warning(
-                "stream %s: invalid frames beyond %g/s (burst %g) are not stored (%d so far)",
+                "stream %s: invalid frames beyond %g bytes/s (burst %g) are not stored (%d so far)",
                 self.names[stream],
-                INVALID_RATE,
-                INVALID_BURST,
+                self.invalid_bytes_rate,
+                self.invalid_bytes_burst,
                 before + 1,
             )
 
