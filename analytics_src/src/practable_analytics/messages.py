@@ -72,7 +72,12 @@ IGNORED = Parsed()
 
 def valid_id(value: object) -> bool:
     """True for a str of 1..256 characters without control characters or lone surrogates."""
-    return type(value) is str and 0 < len(value) <= MAX_ID_CHARS and not _BAD_ID_CHARS.search(value)
+    # Fast path: printable ASCII has neither (the usual id); anything else goes through the pattern.
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_CHARS
+        and ((value.isascii() and value.isprintable()) or not _BAD_ID_CHARS.search(value))
+    )
 
 
 def parse_t(value: object) -> Optional[int]:
@@ -99,7 +104,7 @@ def safe_text(text: str) -> str:
     """``text`` capped at 1 MiB (with a truncation note) and with lone surrogates escaped."""
     if len(text) > MAX_TEXT_CHARS:
         text = f"{text[:MAX_TEXT_CHARS]}\n[truncated: {len(text)} characters received]"
-    if _SURROGATE.search(text):
+    if not text.isascii() and _SURROGATE.search(text):
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
