@@ -1,6 +1,7 @@
 """Real faults for tests: a small tmpfs that can be filled and freed (skips when mount is refused)."""
 
 import os
+import sqlite3
 import subprocess
 import tempfile
 from pathlib import Path
@@ -62,3 +63,17 @@ def tmpfs() -> Iterator[Tmpfs]:
         yield fs
     finally:
         fs.unmount()
+
+
+class CommitDenier:
+    """An SQLite authoriser that makes every COMMIT fail for real while ``on`` (install it with
+    ``conn.set_authorizer``, which also re-prepares cached statements; switch it off with ``on``:
+    Python 3.8 cannot remove an authoriser)."""
+
+    def __init__(self) -> None:
+        self.on = True
+
+    def __call__(self, action: int, arg1: object, *_: object) -> int:
+        if self.on and action == sqlite3.SQLITE_TRANSACTION and str(arg1).upper() == "COMMIT":
+            return sqlite3.SQLITE_DENY
+        return sqlite3.SQLITE_OK

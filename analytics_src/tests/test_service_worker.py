@@ -2,12 +2,12 @@
 undecodable frames, answers routed to the stream they were asked on."""
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest
+from fault_helpers import CommitDenier
 from service_helpers import USER, all_feedback, analytics, dumps, query, request
 
 from practable_analytics.experiments import Registry
@@ -121,11 +121,7 @@ def test_a_failing_commit_keeps_everything_and_answers_store_unavailable(setup) 
     worker, processor, senders, db = setup
     conn = processor._store._conn
 
-    def deny_commit(action: int, arg1: object, *_: object) -> int:
-        if action == sqlite3.SQLITE_TRANSACTION and str(arg1).upper() == "COMMIT":
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
-
+    deny_commit = CommitDenier()
     conn.set_authorizer(deny_commit)  # every COMMIT fails for real, as on a full disk
     first = [item(0, analytics(1, "voltage")), item(0, b"\xff", OP_TEXT), item(1, request("indicators"))]
     worker.process(processor, first)
@@ -135,7 +131,7 @@ def test_a_failing_commit_keeps_everything_and_answers_store_unavailable(setup) 
     assert json.loads(messages[0]) == {"type": "response", "content": "error", "user": USER,
                                        "error": "store unavailable", "request": "indicators"}  # fmt: skip
     assert query(db, "SELECT COUNT(*) FROM events")[0][0] == 0
-    conn.set_authorizer(None)  # space is back
+    deny_commit.on = False  # space is back
     worker.process(processor, [item(0, analytics(2, "speed")), item(1, request("student_graph"))])
     assert worker.stats.messages == 5 == query(db, "SELECT COUNT(*) FROM events")[0][0]
     assert worker.stats.held == 0 and worker.unstored() == 0

@@ -1,13 +1,12 @@
 """The Store under real storage faults: a COMMIT that fails is rolled back whole, the connection stays
 usable, and retrying the same batch counts everything exactly once; every failure is a StoreError."""
 
-import sqlite3
 from pathlib import Path
 from typing import List
 
 import numpy as np
 import pytest
-from fault_helpers import Tmpfs, tmpfs  # noqa: F401 (fixture)
+from fault_helpers import CommitDenier, Tmpfs, tmpfs  # noqa: F401 (fixture)
 
 from practable_analytics.events import Event
 from practable_analytics.store import Store, StoreError
@@ -30,11 +29,7 @@ def test_a_denied_commit_is_rolled_back_and_a_retry_counts_once(tmp_path: Path) 
     statements: List[str] = []
     store._conn.set_trace_callback(statements.append)
 
-    def deny_commit(action: int, arg1: object, *_: object) -> int:
-        if action == sqlite3.SQLITE_TRANSACTION and str(arg1).upper() == "COMMIT":
-            return sqlite3.SQLITE_DENY
-        return sqlite3.SQLITE_OK
-
+    deny_commit = CommitDenier()
     store._conn.set_authorizer(deny_commit)
     second = batch(10, 10)
     with pytest.raises(StoreError, match=r"rolled back.*not authorized"):
@@ -43,7 +38,7 @@ def test_a_denied_commit_is_rolled_back_and_a_retry_counts_once(tmp_path: Path) 
     assert len(inserts) == 10 and statements[-1] == "ROLLBACK"  # the rows were written; COMMIT failed
     assert not store.in_transaction
     assert store.count_events() == 10
-    store._conn.set_authorizer(None)
+    deny_commit.on = False
     store.add_events(second)  # the retry: BEGIN IMMEDIATE works, nothing counted twice
     assert store.count_events() == 20
     chain = store.chain("u1", "spinner", "engdes1")
