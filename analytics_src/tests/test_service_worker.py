@@ -181,3 +181,13 @@ def test_invalid_frames_beyond_the_streams_byte_budget_are_counted_not_stored(tm
     assert worker.stream_stats[0].errors()["invalid_dropped"] == 30 - len(invalid)
     assert worker.stats.messages == len(rows)
     processor.close()
+
+
+def test_a_stream_with_few_requests_is_answered_before_a_flooding_one(setup) -> None:  # type: ignore[no-untyped-def]
+    worker, processor, senders, _db = setup
+    order: List[int] = []
+    for index, capture in enumerate(senders):
+        capture.submit = lambda messages, received, i=index: order.append(i)  # type: ignore[method-assign]
+    flood = [item(0, request("indicators", user=f"u{i}")) for i in range(30)]  # 30 users: all in budget
+    worker.process(processor, [*flood[:10], item(1, request("indicators", user="victim")), *flood[10:]])
+    assert order == [1] + [0] * 30  # the victim's answer first, then the flood's, in their order

@@ -387,6 +387,13 @@ class Worker(threading.Thread):
         self.inbox.set_held(len(self._events), sum(self._bytes))
 
     def _answer(self, processor: Processor, waiting: List[Waiting]) -> None:
+        # Streams with fewer requests in this batch first (each stream keeps its order): a stream
+        # flooding the service with requests does not hold up another stream's answers.
+        per_stream: Dict[int, int] = {}
+        for w in waiting:
+            per_stream[w[0]] = per_stream.get(w[0], 0) + 1
+        if len(per_stream) > 1:
+            waiting = sorted(waiting, key=lambda w: per_stream[w[0]])
         done: Dict[Tuple[Any, ...], int] = {}
         failed = False
         for stream, received, parsed, key in waiting:
