@@ -144,7 +144,7 @@ def test_a_failing_commit_keeps_everything_and_answers_store_unavailable(setup) 
     assert [(e["from"], e["to"]) for e in answer["edges"]] == [("voltage_step", "speed_step")]
 
 
-def test_identical_waiting_requests_are_answered_once_and_the_budget_drops_a_flood(setup) -> None:  # type: ignore[no-untyped-def]
+def test_identical_waiting_requests_are_answered_once_and_the_budget_drops_a_flood(setup, caplog) -> None:  # type: ignore[no-untyped-def]
     worker, processor, senders, _db = setup
     batch = [item(0, all_feedback()) for _ in range(5)] + [item(0, request("indicators", user="bob"))]
     worker.process(processor, batch)
@@ -156,6 +156,7 @@ def test_identical_waiting_requests_are_answered_once_and_the_budget_drops_a_flo
     assert 14 <= answered <= 16  # burst 20 minus the 6 just spent (a little refill meanwhile)
     assert worker.stream_stats[0].requests_dropped == 100 - answered
     assert worker.stream_stats[0].budget_episodes == 1
+    assert caplog.text.count("the excess is stored, not answered") == 1  # one line for the episode
     assert worker.stats.messages == 106  # every request is stored even when it is not answered
 
 

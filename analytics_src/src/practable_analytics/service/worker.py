@@ -22,7 +22,7 @@ Fairness and budgets:
   payload) are answered once (counted as ``requests_merged``).
 - Each (stream, user) has a request budget (token bucket, ``request_rate``/s, burst
   ``request_burst``); requests beyond it are stored but not answered (``requests_dropped``), with one
-  log line when an episode starts and one when it ends.
+  WARNING line per episode (when it starts).
 - What is stored of an invalid frame is at most 4 kB plus its length and hash (messages.invalid), and
   invalid events are rate limited per stream by the bytes they store (``INVALID_BYTES_RATE``/s, burst
   ``INVALID_BYTES_BURST``): a garbage flood grows the database by at most the burst plus the rate
@@ -300,8 +300,8 @@ class Worker(threading.Thread):
             bucket = self._buckets[key] = TokenBucket(self.request_rate, self.request_burst)
         if bucket.take(now):
             dropped = self._dropping.pop(key, 0)
-            if dropped:
-                LOG.warning(
+            if dropped:  # one WARNING per episode (at its start); its end only at DEBUG
+                LOG.debug(
                     "stream %s user %s: request budget episode over, %d requests were not answered",
                     self.names[stream],
                     user or "(none)",
