@@ -11,12 +11,17 @@ from practable_analytics.responses import encode
 from practable_analytics.service.worker import Processor, StoreUnavailableError
 from practable_analytics.store import Store, StoreError
 
+# How long one commit waits for another process's write lock before it counts as failed. The worker
+# retries a failed commit with backoff, so a lock held longer costs a retry, not messages; waiting
+# the Store's default 30 s would hold every answer of the process up as long.
+BUSY_TIMEOUT_S = 5.0
+
 
 class HandlerProcessor(Processor):
     """Store + Handler owned by the worker thread (SQLite connections stay on their thread)."""
 
     def __init__(self, db: Path, registry: Registry) -> None:
-        self._store = Store(db)
+        self._store = Store(db, busy_timeout_s=BUSY_TIMEOUT_S)
         self._handler = Handler(self._store, registry)
 
     def parse(self, stream: str, texts: Sequence[str]) -> List[Parsed]:
