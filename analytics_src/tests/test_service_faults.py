@@ -3,6 +3,7 @@ fails, a flood of garbage frames. A real `practable-analytics serve`, the relay 
 frame pusher) on 127.0.0.1, a real tmpfs. Counts are checked against what was delivered."""
 
 import os
+import sqlite3
 import time
 from pathlib import Path
 from typing import Any, Iterator, List
@@ -156,3 +157,32 @@ def test_garbage_flood_grows_the_database_by_a_few_mib_only(tmp_path: Path) -> N
     stored = stored_counts(db)["soak"]
     assert errors.get("invalid_dropped", 0) + stored == len(frames)  # every frame stored or counted
     assert stored >= 150  # the burst allowance
+
+
+def test_a_write_lock_held_by_another_process_costs_retries_not_messages(tmp_path: Path, host: Any) -> None:
+    db = tmp_path / "a.db"
+    serve = Serve(tmp_path, [host.ws_url("ws/spin30")], db)
+    try:
+        serve.wait_connected(["spin30"])
+        ui, dash = connect(host, "spin30"), connect(host, "spin30")
+        others = [ui.local_name, dash.local_name]
+        send_events(ui, 0, 50)
+        assert wait_for(lambda: stored_counts(db).get("spin30", 0) > 0, 10)
+        holder = sqlite3.connect(str(db), isolation_level=None, timeout=30)
+        holder.execute("BEGIN IMMEDIATE")  # another process's long write: longer than serve's 5 s wait
+        try:
+            send_events(ui, 50, 200)
+            dash.send_text(dumps(request("indicators")))
+            answers = recv_responses(dash, 1, 10.0)
+            assert [a.get("error") for a in answers] == ["store unavailable"], serve.stderr()[-2000:]
+        finally:
+            holder.execute("ROLLBACK")
+            holder.close()
+        delivered = delivered_when_quiet(host, "spin30", others)
+        assert wait_for(lambda: stored_counts(db).get("spin30", 0) == delivered, 15), serve.stderr()[-2000:]
+        assert wait_for(lambda: serve.status()["worker"]["stored"] == delivered, 5)
+        assert serve.status()["worker"]["retries"] >= 1
+    finally:
+        rc, _ = serve.terminate(30)
+    assert rc == 0
+    assert "database is locked" in serve.stderr()
