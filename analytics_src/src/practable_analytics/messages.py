@@ -223,7 +223,7 @@ def parse_message(
         raw = safe_text(raw)
     exp = registry.experiment(exp_name)
     log = payload.get("log")
-    if not valid_id(log):
+    if mtype != "analytics" and not valid_id(log):  # an analytics log was checked above
         log = None
     node = None
     if mtype == "analytics" and exp is not None:
