@@ -89,3 +89,16 @@ def test_every_storage_failure_is_a_store_error(tmp_path: Path) -> None:
             call()
     with pytest.raises(StoreError):
         Store(tmp_path / "missing" / "x.db", readonly=True)
+
+
+def test_a_read_only_store_never_creates_or_writes_the_file(tmp_path: Path) -> None:
+    missing = tmp_path / "none.db"
+    with pytest.raises(StoreError):
+        Store(missing, readonly=True)
+    assert not missing.exists()
+    path = tmp_path / "r.db"
+    Store(path).close()
+    with Store(path, readonly=True) as reader:
+        assert reader.stream_event_counts() == {}
+        with pytest.raises(StoreError):
+            reader.add_events(batch(0, 2))
