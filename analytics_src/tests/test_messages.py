@@ -1,5 +1,6 @@
 """messages: the validation limits and which messages become which events."""
 
+import hashlib
 import json
 from typing import Any
 
@@ -8,6 +9,7 @@ from conftest import message, request
 
 from practable_analytics.experiments import Registry
 from practable_analytics.messages import (
+    INVALID_KEEP_CHARS,
     MAX_DEPTH,
     MAX_TEXT_CHARS,
     parse_message,
@@ -168,8 +170,9 @@ def test_text_limits(registry: Registry) -> None:
     huge = json.dumps(message(log="voltage", data="x" * MAX_TEXT_CHARS))
     p = parse_text(huge, registry)
     assert p.event is not None and p.event.type == "invalid"
-    assert len(p.event.raw) < MAX_TEXT_CHARS + 100 and p.event.raw.endswith(
-        f"[truncated: {len(huge)} characters received]"
+    digest = hashlib.sha256(huge.encode()).hexdigest()
+    assert p.event.raw == huge[:INVALID_KEEP_CHARS] + (
+        f"\n[truncated: {len(huge)} characters received, sha256 {digest}]"
     )
 
 

@@ -2,7 +2,7 @@
 
 import json
 import math
-from typing import Any, Dict, Mapping, Optional
+from typing import Any, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
 import pytest
@@ -116,7 +116,7 @@ def test_indicators(responder: Responder) -> None:
     # (2,3) 10, (3,2) 10, (3,3) 20 = 70; (2,2) n=(2-19)/19 < 0 -> a*|n| = 0; mean 0 -> 70
     assert got["indicators"]["exploration"] == pytest.approx(70.0, abs=1e-12)
     none = one(responder, req("indicators", course="nocourse"), student())
-    assert none["indicators"] == {"exploration": 0.0, "enjoyment": 0, "edges": 0.0}
+    assert none["indicators"] == {"exploration": None, "enjoyment": 0, "edges": None}  # no -all graph
 
 
 def test_centroids(responder: Responder, registry: Registry) -> None:
@@ -169,7 +169,6 @@ def test_all_feedback_is_five_messages_in_order(responder: Responder) -> None:
         (req("task_feedback", task="nope"), "unknown graph: payload.task"),
         (req("task_identification", algorithm="magic"), "invalid field: payload.algorithm"),
         (req("task_identification", course="nocourse"), "no comparison graphs for this exp and course"),
-        (req("all_feedback", graph="all", course="nocourse"), "unknown graph: payload.graph"),
     ],
 )
 def test_unanswerable_requests_get_the_error_object(responder: Responder, r: Request, reason: str) -> None:
@@ -178,7 +177,30 @@ def test_unanswerable_requests_get_the_error_object(responder: Responder, r: Req
     ]
 
 
-def test_encode_is_compact_and_rejects_nan() -> None:
+def test_all_feedback_answers_every_part_it_can_and_an_error_in_place_of_the_others(
+    responder: Responder,
+) -> None:
+    def shape(out: List[dict]) -> List[Tuple[str, Optional[str], Optional[str]]]:
+        return [(m["content"], m.get("request"), m.get("error")) for m in out]
+
+    no_course = responder.answer(req("all_feedback", graph="all", course="nocourse"), student(), {})
+    assert shape(no_course) == [
+        ("student_graph", None, None),
+        ("error", "comparison_graph", "unknown graph: payload.graph"),
+        ("error", "task_identification", "no comparison graphs for this exp and course"),
+        ("indicators", None, None),
+        ("centroids", None, None),
+    ]
+    assert no_course[3]["indicators"] == {"exploration": None, "enjoyment": 0, "edges": None}
+    unknown = responder.answer(req("all_feedback", graph="nope"), student(), {})
+    assert [m["content"] for m in unknown] == ["student_graph", "error", "task_identification",
+                                               "indicators", "centroids"]  # fmt: skip
+    assert unknown[1]["request"] == "comparison_graph" and unknown[1]["user"] == "u1"
+    assert responder.check(req("all_feedback")) is None  # no graph: answered part by part, not refused
+
+
+def test_encode_is_compact_and_sends_non_finite_numbers_as_null() -> None:
     assert encode({"a": [1, None], "b": "é"}) == '{"a":[1,null],"b":"\\u00e9"}'
-    with pytest.raises(ValueError):
-        encode({"a": float("nan")})
+    tasks = {"tasks": {"g": float("inf"), "h": 2.5}, "c": [float("nan"), (float("-inf"), 1.0)]}
+    assert encode(tasks) == '{"tasks":{"g":null,"h":2.5},"c":[null,[null,1.0]]}'
+    assert tasks["tasks"]["g"] == float("inf")  # the answer itself is not changed

@@ -108,7 +108,8 @@ def test_every_delivered_message_is_stored_while_answering(tmp_path: Path, host:
 
 def test_all_feedback_answers_reach_the_dashboard(tmp_path: Path, host: Any) -> None:
     db = tmp_path / "a.db"
-    serve = Serve(tmp_path, [host.ws_url("ws/spin30")], db)
+    # 40 requests back to back: more than the default request budget (burst 20, 5/s) allows
+    serve = Serve(tmp_path, [host.ws_url("ws/spin30")], db, "--request-burst", "100")
     try:
         serve.wait_connected(["spin30"])
         ui, dash = connect(host, "spin30"), connect(host, "spin30")

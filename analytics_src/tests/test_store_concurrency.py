@@ -9,7 +9,8 @@ from typing import List, Tuple
 import numpy as np
 
 from practable_analytics.events import Event
-from practable_analytics.store import Store, dfg
+from practable_analytics.store import Store
+from practable_analytics.taskgraph import adjacency as dfg
 
 N = 6
 USERS = ("alice", "bob", "carol")

@@ -194,10 +194,10 @@ def test_indicators_hand_worked() -> None:
     got = taskgraph.indicators(am, all_graph, counts)
     # exploration 25 (worked above); edges 100 * 3 / 4 = 75; enjoyment (2+1+1) - (1+2+1) = 0
     assert got == {"exploration": 25.0, "enjoyment": 0, "edges": 75.0}
-    assert taskgraph.indicators(am, None, {"Confused": 3}) == {
-        "exploration": 0.0,
+    assert taskgraph.indicators(am, None, {"Confused": 3}) == {  # no -all graph: undefined, not 0
+        "exploration": None,
         "enjoyment": -3,
-        "edges": 0.0,
+        "edges": None,
     }
     empty = taskgraph.indicators(np.zeros((2, 2)), np.zeros((2, 2)), {})
     assert empty == {"exploration": None, "enjoyment": 0, "edges": None}

@@ -2,8 +2,13 @@
 
 Message content never makes the handler raise: invalid input becomes an ``invalid`` event (and an
 error answer for bad requests/feedback, see :mod:`practable_analytics.messages`). Storage failures
-(``sqlite3.Error`` from a full disk, a lock held beyond the busy timeout, ...) are not input errors:
+(``StoreError`` from a full disk, a lock held beyond the busy timeout, ...) are not input errors:
 they propagate so the caller can retry the same batch or stop cleanly.
+
+Two ways in: ``handle_*`` store and answer in one call (replay, tests: each request sees exactly the
+events before it); the service's worker uses the three steps ``parse_texts`` -> ``store_events`` ->
+``reply`` so it can commit a whole batch once (group commit), retry a failed commit with the parsed
+events, and answer every request waiting on that commit afterwards.
 """
 
 import logging
@@ -60,6 +65,27 @@ class Handler:
     ) -> List[List[Dict[str, Any]]]:
         """Handle received text frames in order, storing consecutive events in one transaction."""
         return self._run(self._parse(t, stream, True) for t in texts)
+
+    # -- the worker's three steps ----------------------------------------------------------------
+
+    def parse_texts(self, texts: Sequence[str], *, stream: Optional[str] = None) -> List[Parsed]:
+        """Validate received text frames (nothing stored, nothing answered yet)."""
+        return [self._parse(t, stream, True) for t in texts]
+
+    def store_events(self, events: Sequence[Event], received_at: Optional[Sequence[float]] = None) -> None:
+        """Commit events in one transaction (all or nothing; raises StoreError)."""
+        self._store.add_events(events, received_at)
+
+    def reply(self, parsed: Parsed) -> List[Dict[str, Any]]:
+        """The answers to one parsed message, read from the store (after its events are committed)."""
+        if parsed.error is not None:
+            return [parsed.error]
+        if parsed.request is None:
+            return []
+        error = self._responder.check(parsed.request)
+        if error is not None:
+            return [error]
+        return self._answer(parsed.request)
 
     # -- internals -------------------------------------------------------------------------------
 

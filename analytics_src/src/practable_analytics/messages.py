@@ -3,7 +3,9 @@
 Limits (anything outside them makes the message ``invalid``; nothing here raises):
 
 - the received text is at most ``MAX_TEXT_CHARS`` (1 MiB) and nested at most ``MAX_DEPTH`` (32) deep;
-  a longer text is stored truncated to 1 MiB with a ``[truncated ...]`` note;
+- an ``invalid`` event keeps at most ``INVALID_KEEP_CHARS`` (4 kB) of what was received, followed by a
+  ``[truncated: N characters received, sha256 H]`` note (length and hash of the whole text), so garbage
+  cannot fill the disk;
 - ``user``, ``exp``, ``course``, ``hardware`` and ``payload.log`` are strings of 1..256 characters
   without control characters (U+0000-U+001F, U+007F) or lone surrogates; ``/`` and ``..`` are allowed
   (they are data, never paths, here);
@@ -17,6 +19,7 @@ other types) is stored as an ``invalid`` event and never answered: every client 
 every message, so answering garbage would spam all of them. ``response`` messages are ignored entirely.
 """
 
+import hashlib
 import json
 import math
 import re
@@ -32,6 +35,7 @@ from practable_analytics.taskgraph import FEEDBACK_STATES
 __all__ = ["Event", "Parsed", "Request", "feedback_subjects", "parse_message", "parse_text"]
 
 MAX_TEXT_CHARS = 1 << 20
+INVALID_KEEP_CHARS = 4096
 MAX_DEPTH = 32
 MAX_ID_CHARS = 256
 MAX_T = 1 << 53
@@ -68,7 +72,12 @@ IGNORED = Parsed()
 
 def valid_id(value: object) -> bool:
     """True for a str of 1..256 characters without control characters or lone surrogates."""
-    return type(value) is str and 0 < len(value) <= MAX_ID_CHARS and not _BAD_ID_CHARS.search(value)
+    # Fast path: printable ASCII has neither (the usual id); anything else goes through the pattern.
+    return (
+        type(value) is str
+        and 0 < len(value) <= MAX_ID_CHARS
+        and ((value.isascii() and value.isprintable()) or not _BAD_ID_CHARS.search(value))
+    )
 
 
 def parse_t(value: object) -> Optional[int]:
@@ -95,7 +104,7 @@ def safe_text(text: str) -> str:
     """``text`` capped at 1 MiB (with a truncation note) and with lone surrogates escaped."""
     if len(text) > MAX_TEXT_CHARS:
         text = f"{text[:MAX_TEXT_CHARS]}\n[truncated: {len(text)} characters received]"
-    if _SURROGATE.search(text):
+    if not text.isascii() and _SURROGATE.search(text):
         text = text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
@@ -119,12 +128,29 @@ def too_deep(text: str) -> bool:
     return bool(steps.size and np.cumsum(steps).max() > MAX_DEPTH)
 
 
-def invalid(raw: str, stream: Optional[str]) -> Event:
-    """An ``invalid`` event holding the received text."""
+def _invalid_event(raw: str, stream: Optional[str]) -> Event:
     return Event(
         type="invalid", user=None, exp=None, course=None, hardware=None, t=None, log=None, node=None,
-        raw=safe_text(raw), stream=stream,
+        raw=raw, stream=stream,
     )  # fmt: skip
+
+
+def invalid(raw: str, stream: Optional[str]) -> Event:
+    """An ``invalid`` event holding the received text (its first 4 kB, then length and sha256)."""
+    if len(raw) > INVALID_KEEP_CHARS:
+        digest = hashlib.sha256(raw.encode("utf-8", "surrogatepass")).hexdigest()
+        raw = f"{raw[:INVALID_KEEP_CHARS]}\n[truncated: {len(raw)} characters received, sha256 {digest}]"
+    return _invalid_event(safe_text(raw), stream)
+
+
+def invalid_frame(data: bytes, stream: Optional[str], *, binary: bool) -> Event:
+    """An ``invalid`` event for a frame that is not UTF-8 text (first 4 kB, then length and sha256)."""
+    head = "binary frame: " if binary else ""
+    text = data[:INVALID_KEEP_CHARS].decode("utf-8", "backslashreplace")
+    if len(data) > INVALID_KEEP_CHARS:
+        digest = hashlib.sha256(data).hexdigest()
+        text = f"{text}\n[truncated: {len(data)} bytes received, sha256 {digest}]"
+    return _invalid_event(safe_text(head + text), stream)
 
 
 def parse_text(text: object, registry: Registry, stream: Optional[str] = None) -> Parsed:
@@ -203,7 +229,7 @@ def parse_message(
         raw = safe_text(raw)
     exp = registry.experiment(exp_name)
     log = payload.get("log")
-    if not valid_id(log):
+    if mtype != "analytics" and not valid_id(log):  # an analytics log was checked above
         log = None
     node = None
     if mtype == "analytics" and exp is not None:

@@ -7,6 +7,7 @@ wire encoding used by ``replay`` and the service.
 """
 
 import json
+import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
 import numpy as np
@@ -30,8 +31,24 @@ NEEDS_FEEDBACK_COUNTS = ("indicators", "all_feedback")
 
 
 def encode(message: Mapping[str, Any]) -> str:
-    """The one wire form of an answer: compact JSON, ASCII, never NaN/Infinity (raises ValueError)."""
-    return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    """The one wire form of an answer: compact JSON, ASCII, never NaN/Infinity: a number that is not
+    finite is sent as null (SPEC section 1: an undefined number is null), so an answer can always be
+    encoded. Raises TypeError only for values JSON has no form for."""
+    try:
+        return json.dumps(message, separators=(",", ":"), allow_nan=False)
+    except ValueError:
+        return json.dumps(_finite(message), separators=(",", ":"), allow_nan=False)
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every non-finite float replaced by None (containers copied, never mutated)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, Mapping):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value
 
 
 def _number(value: float) -> float:
@@ -111,12 +128,12 @@ class Responder:
                 raise NotAnswerableError("unknown content")
             if exp is None:
                 raise NotAnswerableError("unknown exp")
-            content = request.content
-            if content in ("comparison_graph", "all_feedback"):
+            content = request.content  # all_feedback: each part is checked on its own
+            if content == "comparison_graph":
                 self._graph_name(exp, request, "graph")
             if content == "task_feedback":
                 self._graph_name(exp, request, "task")
-            if content in ("task_identification", "all_feedback"):
+            if content == "task_identification":
                 self._comparison_set(exp, request)
         except NotAnswerableError as exc:
             return error_object(request.user, request.content, str(exc))
@@ -226,7 +243,12 @@ class Responder:
     def _all_feedback(
         self, exp: Experiment, request: Request, matrix: np.ndarray, counts: Mapping[str, int]
     ) -> List[dict]:
+        """Five messages in order, always: a part that cannot be answered is an error object in its
+        place (``request`` = that part's content) and the others are answered (SPEC section 1)."""
         out: List[dict] = []
         for content in ALL_FEEDBACK:
-            out.extend(self._contents[content](exp, request, matrix, counts))
+            try:
+                out.extend(self._contents[content](exp, request, matrix, counts))
+            except NotAnswerableError as exc:
+                out.append(error_object(request.user, content, str(exc)))
         return out

@@ -31,6 +31,7 @@ import time
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from urllib.parse import quote
 
 import numpy as np
 
@@ -180,6 +181,11 @@ class StoreError(RuntimeError):
     """The database cannot be opened or used (message is one line, for the command line)."""
 
 
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
+
+
 def _in_chain(e: Event) -> bool:
     return (
         e.type == "analytics"
@@ -197,14 +203,6 @@ def _pairs(chain: Sequence[ChainItem], delta: Dict[Tuple[int, int], int], sign: 
         delta[pair] = delta.get(pair, 0) + sign
 
 
-def dfg(nodes: Sequence[int], n_nodes: int) -> np.ndarray:
-    """Directly-follows counts of a node sequence (row = from, column = to), from scratch."""
-    m = np.zeros((n_nodes, n_nodes), dtype=np.float64)
-    for a, b in zip(nodes, nodes[1:]):
-        m[a, b] += 1
-    return m
-
-
 class Store:
     """One connection to the analytics database. One Store per thread; many processes may share a file."""
 
@@ -214,16 +212,36 @@ class Store:
         *,
         busy_timeout_s: float = 30.0,
         synchronous: str = "FULL",
+        readonly: bool = False,
     ) -> None:
+        """Open (creating and migrating) the database; ``readonly`` opens an existing file for
+        reading only (never creates, migrates or writes it)."""
         if synchronous not in ("NORMAL", "FULL"):
             raise ValueError("synchronous must be NORMAL or FULL")
         self.path = Path(path)
+        self.readonly = readonly
         try:
-            self._conn = sqlite3.connect(
-                str(self.path), timeout=busy_timeout_s, isolation_level=None, cached_statements=64
-            )
+            if readonly:
+                uri = "file:" + quote(str(self.path.resolve()), safe="/") + "?mode=ro"
+                self._conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
+            else:
+                self._conn = sqlite3.connect(
+                    str(self.path), timeout=busy_timeout_s, isolation_level=None, cached_statements=64
+                )
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from exc
+        if readonly:
+            try:
+                version = self.schema_version()
+            except (sqlite3.Error, StoreError) as exc:
+                self._conn.close()
+                raise StoreError(f"{self.path}: not a usable analytics database: {exc}") from exc
+            if version > SCHEMA_VERSION:
+                self._conn.close()
+                raise StoreError(
+                    f"{self.path}: schema version {version} is newer than this program's ({SCHEMA_VERSION})"
+                )
+            return
         try:
             self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
             mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -242,26 +260,58 @@ class Store:
     # ------------------------------------------------------------------ plumbing
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
-        """One write transaction holding the database write lock from its start."""
+    def _reading(self, what: str) -> Iterator[sqlite3.Connection]:
+        """Run reads on the connection; any sqlite3 failure becomes one StoreError."""
+        try:
+            yield self._conn
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {what} failed: {_reason(exc)}") from exc
+
+    @contextmanager
+    def _write(self, what: str = "write") -> Iterator[sqlite3.Connection]:
+        """One write transaction holding the database write lock from its start.
+
+        All or nothing: when anything fails, the COMMIT itself included (a full disk is often only
+        noticed when the WAL is written at commit), the transaction is rolled back before the error
+        leaves, so the connection is clean for the next BEGIN IMMEDIATE and a retry of the same
+        batch cannot count anything twice. sqlite3 failures leave as StoreError.
+        """
         conn = self._conn
-        conn.execute("BEGIN IMMEDIATE")
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {what}: cannot begin a transaction: {_reason(exc)}") from exc
         try:
             yield conn
-        except BaseException:
+            conn.execute("COMMIT")
+        except BaseException as exc:
+            self._rollback()
+            if isinstance(exc, sqlite3.Error):
+                raise StoreError(f"{self.path}: {what} failed and was rolled back: {_reason(exc)}") from exc
+            raise
+
+    def _rollback(self) -> None:
+        conn = self._conn
+        try:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            raise
-        conn.execute("COMMIT")
+        except sqlite3.Error as exc:  # the connection is unusable: the next BEGIN reports it
+            LOG.error("%s: rollback failed: %s", self.path, _reason(exc))
+
+    @property
+    def in_transaction(self) -> bool:
+        """True while a transaction is open on this connection (never, between calls)."""
+        return bool(self._conn.in_transaction)
 
     def schema_version(self) -> int:
         """The schema version of the open file (PRAGMA user_version)."""
-        return int(self._conn.execute("PRAGMA user_version").fetchone()[0])
+        with self._reading("reading the schema version") as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     def _migrate(self) -> None:
         if self.schema_version() == SCHEMA_VERSION:
             return
-        with self._write() as conn:
+        with self._write("migration") as conn:
             version = self.schema_version()  # re-read under the lock: another process may have migrated
             if version > SCHEMA_VERSION:
                 raise StoreError(
@@ -285,16 +335,21 @@ class Store:
 
     # ------------------------------------------------------------------ writes
 
-    def add_events(self, events: Sequence[Event]) -> List[int]:
-        """Store ``events`` in one transaction and update the counts; returns their ids in order."""
+    def add_events(self, events: Sequence[Event], received_at: Optional[Sequence[float]] = None) -> List[int]:
+        """Store ``events`` in one transaction and update the counts; returns their ids in order.
+
+        ``received_at`` (one epoch time per event) is when each was received; default: now.
+        """
         if not events:
             return []
-        with self._write() as conn:
-            return self._add_locked(conn, events)
+        if received_at is not None and len(received_at) != len(events):
+            raise ValueError("received_at must give one time per event")
+        with self._write("storing events") as conn:
+            return self._add_locked(conn, events, received_at)
 
     def add_legacy(self, events: Sequence[Event], markers: Sequence[Marker]) -> List[int]:
         """``add_events`` plus the import markers of the lines they came from, in one transaction."""
-        with self._write() as conn:
+        with self._write("storing legacy events") as conn:
             ids = self._add_locked(conn, events) if events else []
             now = time.time()
             conn.executemany(
@@ -304,20 +359,23 @@ class Store:
             )
             return ids
 
-    def _add_locked(self, conn: sqlite3.Connection, events: Sequence[Event]) -> List[int]:
+    def _add_locked(
+        self, conn: sqlite3.Connection, events: Sequence[Event], received_at: Optional[Sequence[float]] = None
+    ) -> List[int]:
         now = time.time()
         first = int(conn.execute(_SQL_NEXT_ID).fetchone()[0])
         ids = list(range(first, first + len(events)))
         rows = []
         chains: Dict[Key, List[ChainItem]] = {}
         feedback: Dict[Tuple[str, str, str, str, str], int] = {}
-        for event_id, e in zip(ids, events):
+        times = received_at if received_at is not None else [now] * len(events)
+        for event_id, e, when in zip(ids, events, times):
             t = None if e.t is None else int(e.t)
             node = None if e.node is None else int(e.node)
             rows.append(
                 (
                     event_id,
-                    now,
+                    when,
                     e.stream,
                     e.type,
                     e.user,
@@ -411,7 +469,7 @@ class Store:
             (user, exp, course, int(i), int(j), float(matrix[i, j]), file)
             for i, j in zip(*np.nonzero(matrix))
         ]
-        with self._write() as conn:
+        with self._write("storing a legacy adjacency") as conn:
             conn.execute(
                 "DELETE FROM legacy_adjacency WHERE user = ? AND exp = ? AND course = ?", (user, exp, course)
             )
@@ -432,9 +490,10 @@ class Store:
         if not user:
             raise ValueError("user must be a non-empty string")
         removed: Dict[str, int] = {}
-        self._conn.execute("PRAGMA secure_delete = ON")
+        with self._reading("forget"):
+            self._conn.execute("PRAGMA secure_delete = ON")
         try:
-            with self._write() as conn:
+            with self._write("forget") as conn:
                 removed["events"] = conn.execute("DELETE FROM events WHERE user = ?", (user,)).rowcount
                 if len(user) >= MIN_SWEEP_ID_CHARS:  # a short id would match unrelated text
                     removed["events"] += conn.execute(
@@ -443,8 +502,10 @@ class Store:
                 for table in ("transitions", "feedback", "legacy_markers", "legacy_adjacency"):
                     removed[table] = conn.execute(f"DELETE FROM {table} WHERE user = ?", (user,)).rowcount  # noqa: S608
         finally:
-            self._conn.execute("PRAGMA secure_delete = OFF")
-        busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+            with self._reading("forget"):
+                self._conn.execute("PRAGMA secure_delete = OFF")
+        with self._reading("checkpoint after forget"):
+            busy = self._conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             LOG.warning(
                 "%s: other connections kept the WAL from being truncated; erased pages leave it"
@@ -453,12 +514,19 @@ class Store:
             )
         return removed
 
+    def _rows(self, sql: str, params: Sequence[object] = ()) -> List[tuple]:
+        """Every row of one read statement; a sqlite3 failure becomes StoreError."""
+        try:
+            return self._conn.execute(sql, tuple(params)).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: reading failed: {_reason(exc)}") from exc
+
     # ------------------------------------------------------------------ reads for answers
 
     def matrix(self, user: str, exp: str, course: str, n_nodes: int) -> np.ndarray:
         """The student's adjacency matrix (float64, n_nodes x n_nodes): at most n*n rows read."""
         m = np.zeros((n_nodes, n_nodes), dtype=np.float64)
-        for src, dst, count in self._conn.execute(
+        for src, dst, count in self._rows(
             "SELECT src, dst, count FROM transitions WHERE user = ? AND exp = ? AND course = ?",
             (user, exp, course),
         ):
@@ -474,7 +542,7 @@ class Store:
         """Counted feedback reports of the student by state (states never reported are absent)."""
         return {
             state: int(count)
-            for state, count in self._conn.execute(
+            for state, count in self._rows(
                 "SELECT state, sum(count) FROM feedback WHERE user = ? AND exp = ? AND course = ?"
                 " GROUP BY state ORDER BY state",
                 (user, exp, course),
@@ -485,21 +553,28 @@ class Store:
 
     def chain(self, user: str, exp: str, course: str) -> List[int]:
         """The student's node sequence ordered by (t, id): the definition the counts must equal."""
-        return [r[0] for r in self._conn.execute(_SQL_CHAIN, (user, exp, course))]
+        return [r[0] for r in self._rows(_SQL_CHAIN, (user, exp, course))]
 
     def count_events(self, user: Optional[str] = None) -> int:
         """Number of stored events (of one user when given)."""
         if user is None:
-            return int(self._conn.execute("SELECT count(*) FROM events").fetchone()[0])
-        return int(self._conn.execute("SELECT count(*) FROM events WHERE user = ?", (user,)).fetchone()[0])
+            return int(self._rows("SELECT count(*) FROM events")[0][0])
+        return int(self._rows("SELECT count(*) FROM events WHERE user = ?", (user,))[0][0])
+
+    def stream_event_counts(self) -> Dict[str, Tuple[int, Optional[float]]]:
+        """Per stream: (stored events, last received_at). Events without a stream count under ""."""
+        if self.schema_version() == 0:  # a read-only open of a file nobody has written yet
+            return {}
+        rows = self._rows(
+            "SELECT COALESCE(stream, ''), COUNT(*), MAX(received_at) FROM events"
+            " GROUP BY COALESCE(stream, '')"
+        )
+        return {str(name): (int(n), None if last is None else float(last)) for name, n, last in rows}
 
     def users(self) -> List[str]:
         """Every user id that has at least one event."""
         return [
-            r[0]
-            for r in self._conn.execute(
-                "SELECT DISTINCT user FROM events WHERE user IS NOT NULL ORDER BY user"
-            )
+            r[0] for r in self._rows("SELECT DISTINCT user FROM events WHERE user IS NOT NULL ORDER BY user")
         ]
 
     def keys(self, user: Optional[str] = None) -> List[Key]:
@@ -512,7 +587,7 @@ class Store:
         if user is not None:
             sql += " AND user = ?"
             params = (user,)
-        return [tuple(r) for r in self._conn.execute(sql + " ORDER BY user, exp, course", params)]  # type: ignore[misc]
+        return [tuple(r) for r in self._rows(sql + " ORDER BY user, exp, course", params)]  # type: ignore[misc]
 
     def iter_events(self, chunk_size: int = 10000, user: Optional[str] = None) -> Iterator[List[tuple]]:
         """All events in id order, in lists of at most ``chunk_size`` rows (columns: EVENT_COLUMNS)."""
@@ -520,26 +595,28 @@ class Store:
         last = 0
         while True:
             if user is None:
-                rows = self._conn.execute(
+                rows = self._rows(
                     f"SELECT {cols} FROM events WHERE id > ? ORDER BY id LIMIT ?",  # noqa: S608
                     (last, chunk_size),
-                ).fetchall()
+                )
             else:
-                rows = self._conn.execute(
+                rows = self._rows(
                     f"SELECT {cols} FROM events WHERE user = ? AND id > ? ORDER BY id LIMIT ?",  # noqa: S608
                     (user, last, chunk_size),
-                ).fetchall()
+                )
             if not rows:
                 return
             yield rows
             last = rows[-1][0]
 
     def _iter_table(self, table: str, columns: Sequence[str], chunk_size: int) -> Iterator[List[tuple]]:
-        cur = self._conn.execute(
-            f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns[:5])}"  # noqa: S608
-        )
+        with self._reading(f"reading {table}"):
+            cur = self._conn.execute(
+                f"SELECT {', '.join(columns)} FROM {table} ORDER BY {', '.join(columns[:5])}"  # noqa: S608
+            )
         while True:
-            rows = cur.fetchmany(chunk_size)
+            with self._reading(f"reading {table}"):
+                rows = cur.fetchmany(chunk_size)
             if not rows:
                 return
             yield rows
@@ -562,7 +639,7 @@ class Store:
         for i in range(0, len(shas), 500):
             chunk = list(shas[i : i + 500])
             marks = ", ".join("?" * len(chunk))
-            for sha, file, line in self._conn.execute(
+            for sha, file, line in self._rows(
                 f"SELECT sha256, file, line FROM legacy_markers WHERE sha256 IN ({marks})",  # noqa: S608
                 chunk,
             ):
@@ -573,7 +650,7 @@ class Store:
         """(t, state, subject) of the counted feedback events of a student (import-legacy dedup)."""
         return [
             (r[0], r[1], r[2])
-            for r in self._conn.execute(
+            for r in self._rows(
                 "SELECT t, state, subject FROM events WHERE user = ? AND exp = ? AND course = ?"
                 " AND type = 'feedback' AND state IS NOT NULL AND subject IS NOT NULL",
                 (user, exp, course),

@@ -107,11 +107,12 @@ def indicators(
 ) -> Dict[str, Optional[float]]:
     """The dashboard's indicators: exploration, enjoyment and edges (percent of the -all graph).
 
-    Without an ``-all`` graph, exploration and edges are 0 (SPEC); exploration is None for a student
-    without transitions and edges is None when the ``-all`` graph is empty.
+    Without an ``-all`` graph, exploration and edges are undefined: None (SPEC section 3, never a
+    made-up 0); exploration is None for a student without transitions and edges is None when the
+    ``-all`` graph is empty.
     """
-    exploration: Optional[float] = 0.0
-    edges: Optional[float] = 0.0
+    exploration: Optional[float] = None
+    edges: Optional[float] = None
     if all_graph is not None:
         exploration = task_distance(student, all_graph, a=0.0, b=10.0, loop=2.0, upper=2.0, lower=-1.0)
         denominator = float(all_graph.sum())

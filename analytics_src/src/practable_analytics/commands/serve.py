@@ -57,6 +57,12 @@ def run(args: argparse.Namespace) -> int:
     if hasattr(signal, "SIGUSR1"):  # `kill -USR1 PID`: every thread's stack to stderr, for diagnosis
         faulthandler.register(signal.SIGUSR1, all_threads=True)
 
+    from practable_analytics.service.lock import StreamLockError, StreamLocks  # noqa: PLC0415
+
+    try:  # one logger per stream and database; held until the process ends
+        locks = StreamLocks(config.db, [s.name for s in config.streams]).acquire()  # noqa: F841
+    except StreamLockError as exc:
+        return fail(str(exc), 2)
     service = Service(config, lambda: HandlerProcessor(config.db, registry))
     try:
         service.start()

@@ -10,6 +10,7 @@ from typing import Any, Dict, List, Optional
 
 from practable_analytics.commands.common import fail
 from practable_analytics.service.status import read, render, stream_event_counts
+from practable_analytics.store import StoreError
 
 ENV_PREFIX = "PRACTABLE_ANALYTICS_"
 
@@ -58,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             try:
                 counts = stream_event_counts(db)
-            except sqlite3.Error as exc:
+            except (sqlite3.Error, StoreError) as exc:
                 problems.append(f"database {db}: {exc}")
 
     if args.json:

@@ -44,7 +44,9 @@ class ServeConfig:
     backoff_max_s: float = 10.0
     connect_timeout_s: float = 5.0
     answer_ttl_s: float = 10.0
-    stop_timeout_s: float = 4.0
+    stop_timeout_s: float = 25.0
+    request_rate: float = 5.0  # answered requests per second per (stream, user), sustained
+    request_burst: float = 20.0  # ... and in a burst
 
 
 # (flag, option dest, env suffix, parser, default, help) for the scalar settings.
@@ -86,7 +88,16 @@ _SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], Any, str], ...] = (
         10.0,
         "how long an answer waits for a reconnect, s",
     ),
-    ("--stop-timeout", "stop_timeout_s", "STOP_TIMEOUT", float, 4.0, "most seconds a SIGTERM stop may take"),
+    ("--stop-timeout", "stop_timeout_s", "STOP_TIMEOUT", float, 25.0, "most seconds a SIGTERM stop may take"),
+    (
+        "--request-rate",
+        "request_rate",
+        "REQUEST_RATE",
+        float,
+        5.0,
+        "requests answered per s per stream and user",
+    ),
+    ("--request-burst", "request_burst", "REQUEST_BURST", float, 20.0, "request burst per stream and user"),
 )
 
 
@@ -237,7 +248,8 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
             raise ConfigError(f"{dest.replace('_', '-')} must be a positive number, got {value}")
 
     for dest in ("status_interval_s", "queue_size", "queue_bytes", "batch_size", "backoff_initial_s",
-                 "backoff_max_s", "connect_timeout_s", "answer_ttl_s", "stop_timeout_s"):  # fmt: skip
+                 "backoff_max_s", "connect_timeout_s", "answer_ttl_s", "stop_timeout_s",
+                 "request_rate", "request_burst"):  # fmt: skip
         positive(dest)
     positive("send_spacing_ms", allow_zero=True)
     if values["send_spacing_ms"] > 1000:
@@ -260,4 +272,6 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
         connect_timeout_s=values["connect_timeout_s"],
         answer_ttl_s=values["answer_ttl_s"],
         stop_timeout_s=values["stop_timeout_s"],
+        request_rate=values["request_rate"],
+        request_burst=values["request_burst"],
     )

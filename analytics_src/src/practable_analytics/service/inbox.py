@@ -1,13 +1,16 @@
-"""The bounded queue between the stream readers and the worker.
+"""The bounded queue between the stream readers and the worker: one FIFO per stream, taken fairly.
 
 Readers only append (stream index, opcode, payload bytes, receive time); the worker takes batches.
+Each stream has its own FIFO and the worker takes them round-robin, so a stream that floods the
+service only ever delays itself: another stream's next message waits for at most one share of one
+batch, whatever the flood's backlog.
 
-When the inbox is full (count or bytes) the reader *waits* for room instead of dropping: a dropped
-message is lost for certain, while a reader that pauses only lets the relay's bytes pile up in the
-TCP buffers, which hold many seconds of traffic (SPEC section 4: ~12,000 messages over 13 s) before
-the relay host starts losing anything. The bounds are large (100,000 messages, 256 MiB by default),
-so reaching them means the worker has been stuck for a long time; every such episode is logged
-loudly and counted in the status file.
+Bounds: the whole inbox (count and bytes, plus what the worker holds received but not yet committed,
+see :meth:`Inbox.set_held`) and each stream's share (``max_items // streams``). At a bound the reader
+*stops reading* (``room(i)`` is False, or ``put_many`` waits) instead of dropping: a dropped message
+is lost for certain, while a reader that pauses only lets the relay's bytes pile up in the TCP buffers,
+which hold many seconds of traffic (SPEC section 4) before the relay host starts losing anything.
+Every such episode is logged and counted in the status file (``full_episodes``, ``full_wait_s``).
 """
 
 import collections
@@ -23,22 +26,30 @@ Item = Tuple[int, int, bytes, float]
 
 
 class Inbox:
-    """Thread-safe bounded FIFO with per-stream pending counts and high-water marks."""
+    """Thread-safe bounded per-stream FIFOs with round-robin batches and high-water marks."""
 
     def __init__(self, n_streams: int, max_items: int = 100_000, max_bytes: int = 256 * 1024 * 1024) -> None:
-        if max_items < 1 or max_bytes < 1:
+        if max_items < 1 or max_bytes < 1 or n_streams < 1:
             raise ValueError("inbox bounds must be positive")
         self.max_items = max_items
         self.max_bytes = max_bytes
-        self._items: Deque[Item] = collections.deque()
+        self.stream_limit = max(1, max_items // n_streams)
+        self._queues: List[Deque[Item]] = [collections.deque() for _ in range(n_streams)]
+        self._count = 0
+        self._next = 0  # the stream the next batch starts with (round-robin)
         self._lock = threading.Lock()
         self._not_empty = threading.Condition(self._lock)
         self._not_full = threading.Condition(self._lock)
         self._bytes = 0
+        self._held = 0
+        self._held_bytes = 0
         self._closed = False
         self._worker_waiting = False
+        self._full = [False] * n_streams  # a stream currently refused room (for episode counting)
+        self._full_since = [0.0] * n_streams
         self.pending = [0] * n_streams
         self.stream_high_water = [0] * n_streams
+        self.stream_full_episodes = [0] * n_streams
         self.high_water = 0
         self.high_water_bytes = 0
         self.full_episodes = 0
@@ -49,7 +60,7 @@ class Inbox:
         self._next_threshold = 0
 
     def __len__(self) -> int:
-        return len(self._items)
+        return self._count
 
     @property
     def bytes(self) -> int:
@@ -59,94 +70,175 @@ class Inbox:
     def closed(self) -> bool:
         return self._closed
 
+    # -- room ------------------------------------------------------------------------------------
+    def _has_room(self, stream: int) -> bool:
+        # Called with the lock held.
+        return (
+            self._count + self._held < self.max_items
+            and (self._bytes + self._held_bytes < self.max_bytes or self._count == 0)
+            and len(self._queues[stream]) < self.stream_limit
+        )
+
+    def room(self, stream_index: int) -> bool:
+        """False while the inbox or this stream's share is at its bound: stop reading that socket
+        until it is True again (the episode is logged once and counted)."""
+        with self._lock:
+            ok = self._has_room(stream_index)
+            if ok:
+                self._end_full(stream_index)
+            else:
+                self._start_full(stream_index)
+            return ok and not self._closed
+
+    def _start_full(self, stream: int) -> None:
+        if self._full[stream]:
+            return
+        self._full[stream] = True
+        self._full_since[stream] = time.monotonic()
+        self.full_episodes += 1
+        self.stream_full_episodes[stream] += 1
+        LOG.error(
+            "inbox full (stream %d: %d of %d; all: %d messages, %d bytes, %d held by the worker):"
+            " reading paused until the worker catches up; the relay buffers meanwhile",
+            stream,
+            len(self._queues[stream]),
+            self.stream_limit,
+            self._count,
+            self._bytes,
+            self._held,
+        )
+
+    def _end_full(self, stream: int) -> None:
+        if self._full[stream]:
+            self._full[stream] = False
+            self.full_wait_s += time.monotonic() - self._full_since[stream]
+
+    def set_held(self, items: int, size: int) -> None:
+        """What the worker holds received but not yet committed (it counts against the bounds)."""
+        with self._lock:
+            self._held = max(0, items)
+            self._held_bytes = max(0, size)
+            if self._has_room(0) or self._count == 0:
+                self._not_full.notify_all()
+
+    # -- put -------------------------------------------------------------------------------------
     def put(self, item: Item, stop: Optional[threading.Event] = None) -> bool:
-        """Append one item, waiting while the inbox is full. False if stopped/closed while waiting."""
+        """Append one item, waiting while there is no room. False if stopped/closed while waiting."""
         return self.put_many([item], stop) == 1
 
+    def put_nowait_many(self, items: Sequence[Item]) -> None:
+        """Append items in order without ever waiting (the caller asked ``room`` before reading; one
+        read's worth may go past the bound)."""
+        if not items:
+            return
+        with self._lock:
+            if self._closed:
+                return
+            for item in items:
+                self._append(item)
+            self._after_put()
+
     def put_many(self, items: Sequence[Item], stop: Optional[threading.Event] = None) -> int:
-        """Append items in order under one lock, waiting for room as needed; returns how many went in
-        (fewer only when stopped or closed while waiting)."""
+        """Append items in order, waiting for room as needed; returns how many went in (fewer only
+        when stopped or closed while waiting)."""
         done = 0
         with self._lock:
             for item in items:
                 if self._closed:
                     break
-                size = len(item[2])
-                if len(self._items) >= self.max_items or (
-                    self._bytes + size > self.max_bytes and self._items
-                ):
-                    if done and self._worker_waiting:
-                        self._not_empty.notify()
-                    if not self._wait_for_room(size, stop):
+                if not self._has_room(item[0]):
+                    if done:
+                        self._after_put()
+                    if not self._wait_for_room(item[0], stop):
                         break
-                self._items.append(item)
-                self._bytes += size
-                stream = item[0]
-                pending = self.pending[stream] + 1
-                self.pending[stream] = pending
-                self.stream_high_water[stream] = max(self.stream_high_water[stream], pending)
+                self._append(item)
                 done += 1
             if done:
-                depth = len(self._items)
-                if depth > self.high_water:
-                    self.high_water = depth
-                    if (
-                        self._next_threshold < len(self._thresholds)
-                        and depth >= self._thresholds[self._next_threshold]
-                    ):
-                        while (
-                            self._next_threshold < len(self._thresholds)
-                            and depth >= self._thresholds[self._next_threshold]
-                        ):
-                            self._next_threshold += 1
-                        LOG.warning(
-                            "inbox high-water mark %d messages (limit %d): the worker is behind",
-                            depth,
-                            self.max_items,
-                        )
-                self.high_water_bytes = max(self.high_water_bytes, self._bytes)
-                if self._worker_waiting:
-                    self._not_empty.notify()
+                self._after_put()
         return done
 
-    def _wait_for_room(self, size: int, stop: Optional[threading.Event]) -> bool:
+    def _append(self, item: Item) -> None:
         # Called with the lock held.
-        self.full_episodes += 1
-        LOG.error(
-            "inbox full (%d messages, %d bytes): reader paused until the worker catches up; "
-            "the relay buffers meanwhile",
-            len(self._items),
-            self._bytes,
-        )
-        started = time.monotonic()
+        stream = item[0]
+        queue = self._queues[stream]
+        queue.append(item)
+        self._count += 1
+        self._bytes += len(item[2])
+        pending = len(queue)
+        self.pending[stream] = pending
+        self.stream_high_water[stream] = max(self.stream_high_water[stream], pending)
+
+    def _after_put(self) -> None:
+        # Called with the lock held.
+        depth = self._count
+        if depth > self.high_water:
+            self.high_water = depth
+            if (
+                self._next_threshold < len(self._thresholds)
+                and depth >= self._thresholds[self._next_threshold]
+            ):
+                while (
+                    self._next_threshold < len(self._thresholds)
+                    and depth >= self._thresholds[self._next_threshold]
+                ):
+                    self._next_threshold += 1
+                LOG.warning(
+                    "inbox high-water mark %d messages (limit %d): the worker is behind",
+                    depth,
+                    self.max_items,
+                )
+        self.high_water_bytes = max(self.high_water_bytes, self._bytes)
+        if self._worker_waiting:
+            self._not_empty.notify()
+
+    def _wait_for_room(self, stream: int, stop: Optional[threading.Event]) -> bool:
+        # Called with the lock held.
+        self._start_full(stream)
         try:
-            while len(self._items) >= self.max_items or (self._bytes + size > self.max_bytes and self._items):
+            while not self._has_room(stream):
                 if self._closed or (stop is not None and stop.is_set()):
                     return False
                 self._not_full.wait(0.2)
             return True
         finally:
-            self.full_wait_s += time.monotonic() - started
+            self._end_full(stream)
 
+    # -- take ------------------------------------------------------------------------------------
     def get_batch(self, max_items: int, timeout: float) -> List[Item]:
-        """Up to max_items items, waiting at most timeout for the first; [] on timeout or when closed."""
+        """Up to max_items items, taken round-robin from the streams that have some (in each
+        stream's order), waiting at most timeout for the first; [] on timeout or when closed."""
         with self._lock:
-            if not self._items and not self._closed:
+            if not self._count and not self._closed and timeout > 0:
                 self._worker_waiting = True
                 try:
                     self._not_empty.wait(timeout)
                 finally:
                     self._worker_waiting = False
-            n = min(max_items, len(self._items))
-            if n == 0:
+            if self._count == 0:
                 return []
-            popleft = self._items.popleft
-            batch = [popleft() for _ in range(n)]
-            pending = self.pending
+            queues = self._queues
+            n = len(queues)
+            active = sum(1 for q in queues if q)
+            share = max(1, max_items // active)
+            batch: List[Item] = []
             size = 0
-            for item in batch:
-                pending[item[0]] -= 1
-                size += len(item[2])
+            start = self._next
+            while len(batch) < max_items and self._count > len(batch):
+                for k in range(n):
+                    i = (start + k) % n
+                    q = queues[i]
+                    if not q:
+                        continue
+                    take = min(share, len(q), max_items - len(batch))
+                    for _ in range(take):
+                        item = q.popleft()
+                        size += len(item[2])
+                        batch.append(item)
+                    self.pending[i] = len(q)
+                    if len(batch) >= max_items:
+                        break
+            self._next = (start + 1) % n
+            self._count -= len(batch)
             self._bytes -= size
             self._not_full.notify_all()
             return batch
@@ -161,12 +253,14 @@ class Inbox:
     def snapshot(self) -> dict:
         with self._lock:
             return {
-                "depth": len(self._items),
+                "depth": self._count,
                 "bytes": self._bytes,
+                "held": self._held,
                 "high_water": self.high_water,
                 "high_water_bytes": self.high_water_bytes,
                 "limit": self.max_items,
                 "limit_bytes": self.max_bytes,
+                "stream_limit": self.stream_limit,
                 "full_episodes": self.full_episodes,
                 "full_wait_s": round(self.full_wait_s, 3),
             }
@@ -174,3 +268,7 @@ class Inbox:
     def stream_snapshot(self, indexes: Sequence[int]) -> List[Tuple[int, int]]:
         with self._lock:
             return [(self.pending[i], self.stream_high_water[i]) for i in indexes]
+
+    def stream_full_episodes_snapshot(self, indexes: Sequence[int]) -> List[int]:
+        with self._lock:
+            return [self.stream_full_episodes[i] for i in indexes]

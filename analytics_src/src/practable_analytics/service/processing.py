@@ -1,28 +1,49 @@
 """The Processor the service uses: the engine's Handler over one Store, opened on the worker thread."""
 
 from pathlib import Path
-from typing import List, Sequence
+from typing import List, Optional, Sequence
 
+from practable_analytics.events import Event
 from practable_analytics.experiments import Registry
 from practable_analytics.handler import Handler
-from practable_analytics.messages import invalid
+from practable_analytics.messages import Parsed, error_object, invalid_frame
 from practable_analytics.responses import encode
-from practable_analytics.service.worker import Processor
-from practable_analytics.store import Store
+from practable_analytics.service.worker import Processor, StoreUnavailableError
+from practable_analytics.store import Store, StoreError
+
+# How long one commit waits for another process's write lock before it counts as failed. The worker
+# retries a failed commit with backoff, so a lock held longer costs a retry, not messages; waiting
+# the Store's default 30 s would hold every answer of the process up as long.
+BUSY_TIMEOUT_S = 5.0
 
 
 class HandlerProcessor(Processor):
     """Store + Handler owned by the worker thread (SQLite connections stay on their thread)."""
 
     def __init__(self, db: Path, registry: Registry) -> None:
-        self._store = Store(db)
+        self._store = Store(db, busy_timeout_s=BUSY_TIMEOUT_S)
         self._handler = Handler(self._store, registry)
 
-    def process_run(self, stream: str, texts: Sequence[str]) -> List[List[dict]]:
-        return self._handler.handle_texts(texts, stream=stream)
+    def parse(self, stream: str, texts: Sequence[str]) -> List[Parsed]:
+        return self._handler.parse_texts(texts, stream=stream)
 
-    def store_invalid(self, stream: str, raws: Sequence[str]) -> None:
-        self._store.add_events([invalid(raw, stream) for raw in raws])
+    def invalid_frame(self, stream: str, data: bytes, binary: bool) -> Event:
+        return invalid_frame(data, stream, binary=binary)
+
+    def commit(self, events: Sequence[Event], received: Sequence[float]) -> None:
+        try:
+            self._handler.store_events(events, received)
+        except StoreError as exc:
+            raise StoreUnavailableError(str(exc)) from exc
+
+    def reply(self, parsed: Parsed) -> List[dict]:
+        try:
+            return self._handler.reply(parsed)
+        except StoreError as exc:
+            raise StoreUnavailableError(str(exc)) from exc
+
+    def error_object(self, user: Optional[str], request: Optional[str], reason: str) -> dict:
+        return error_object(user, request, reason)
 
     def encode(self, response: dict) -> str:
         return encode(response)

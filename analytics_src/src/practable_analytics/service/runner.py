@@ -101,6 +101,8 @@ class Service:
             stream_stats=self.stream_stats,
             stats=self.worker_stats,
             batch_size=config.batch_size,
+            request_rate=config.request_rate,
+            request_burst=config.request_burst,
         )
 
     def start(self) -> None:
@@ -140,11 +142,14 @@ class Service:
         name = getattr(stop, "signal_name", None)
         if name:
             LOG.info("received %s", name)
-        self.shutdown()
+        if self.shutdown():
+            rc = 1
         return rc
 
-    def shutdown(self, timeout_s: Optional[float] = None) -> None:
-        """Stop reading, drain the inbox into the store, flush answers, close, final status."""
+    def shutdown(self, timeout_s: Optional[float] = None) -> int:
+        """Stop reading, drain the inbox into the store, flush answers, close, final status.
+
+        Returns how many received messages are still unstored (0 unless the deadline passed)."""
         budget = self.config.stop_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + budget
         self.state = "stopping"
@@ -158,8 +163,10 @@ class Service:
         # The worker gets what it needs, short of the sender's slice of the budget.
         if self.worker.ident is not None:
             self.worker.join(max(0.1, deadline - time.monotonic() - 0.5))
+        unstored = self.worker.unstored()
         if self.worker.is_alive():
-            LOG.error("stop: worker still busy with %d queued messages at the deadline", len(self.inbox))
+            self.worker.abandon.set()
+            LOG.error("stop: %d received messages are NOT stored at the deadline", unstored)
         drain = max(0.0, min(SENDER_DRAIN_S, deadline - time.monotonic() - 0.2))
         for sender in self.senders:
             sender.stop(drain_s=drain)
@@ -172,11 +179,12 @@ class Service:
         self.state = "stopped"
         self.write_status()
         LOG.info(
-            "stopped: %d messages stored in %d batches, %d left unprocessed",
+            "stopped: %d messages stored in %d commits, %d unstored",
             self.worker_stats.messages,
             self.worker_stats.batches,
-            len(self.inbox),
+            unstored,
         )
+        return unstored
 
     def status(self) -> dict:
         return build(

@@ -18,6 +18,35 @@ def iso_time(epoch_s: Optional[float]) -> Optional[str]:
     return datetime.fromtimestamp(epoch_s, tz=timezone.utc).isoformat(timespec="milliseconds")
 
 
+class TokenBucket:
+    """``rate`` tokens per second up to ``burst``; ``take`` spends one when there is one."""
+
+    __slots__ = ("burst", "rate", "stamp", "tokens")
+
+    def __init__(self, rate: float, burst: float) -> None:
+        self.rate = rate
+        self.burst = max(1.0, burst)
+        self.tokens = self.burst
+        self.stamp: Optional[float] = None
+
+    def _refill(self, now: float) -> None:
+        if self.stamp is not None and now > self.stamp:
+            self.tokens = min(self.burst, self.tokens + (now - self.stamp) * self.rate)
+        self.stamp = now
+
+    def take(self, now: float, amount: float = 1.0) -> bool:
+        """Spend ``amount`` tokens (monotonic time ``now``); False when the budget is used up."""
+        self._refill(now)
+        if self.tokens >= amount:
+            self.tokens -= amount
+            return True
+        return False
+
+    def full(self, now: float) -> bool:
+        self._refill(now)
+        return self.tokens >= self.burst
+
+
 class StreamStats:
     """What one stream did: connection state, traffic and errors by kind."""
 
@@ -30,7 +59,11 @@ class StreamStats:
         self.received = 0  # data frames read from the relay (reader thread)
         self.received_bytes = 0
         self.last_event: Optional[float] = None  # receive time of the last data frame
+        self.stored = 0  # messages of this stream committed to the database (worker thread)
         self.requests = 0  # requests answered (worker thread)
+        self.requests_dropped = 0  # requests beyond the (stream, user) budget, not answered (worker)
+        self.requests_merged = 0  # identical requests answered once with an earlier one (worker)
+        self.budget_episodes = 0  # times a user of this stream went over the request budget (worker)
         self.answers_sent = 0  # answers whose every message went out (sender thread)
         self.messages_sent = 0  # individual response messages sent (sender thread)
         self.send_queue_high_water = 0
@@ -67,11 +100,15 @@ class StreamStats:
 
 
 class WorkerStats:
-    """What the worker did: batches committed, commit latency and errors by kind."""
+    """What the worker did: messages committed, commits, commit latency and errors by kind."""
 
     def __init__(self) -> None:
-        self.batches = 0
-        self.messages = 0
+        self.batches = 0  # commits (transactions)
+        self.messages = 0  # messages committed: equals the rows the worker added to the database
+        self.held = 0  # received and parsed, waiting for a commit that works
+        self.ignored = 0  # messages that are not stored by design (``response`` messages)
+        self.retries = 0  # failed commits retried
+        self.store_failure_episodes = 0  # times storage started failing
         self.max_batch = 0
         self.max_commit_latency_s = 0.0  # receive -> handled, worst seen
         self.last_commit: Optional[float] = None

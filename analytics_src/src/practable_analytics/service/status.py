@@ -6,12 +6,10 @@ reader (``practable-analytics status``, a monitoring script) never sees half a f
 
 import json
 import os
-import sqlite3
 import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
-from urllib.parse import quote
 
 from practable_analytics.service.inbox import Inbox
 from practable_analytics.service.sender import Sender
@@ -33,16 +31,22 @@ def build(
     """The status document (plain JSON types only)."""
     now = time.time()
     per_stream = inbox.stream_snapshot(range(len(streams)))
+    full = inbox.stream_full_episodes_snapshot(range(len(streams)))
+    queue = inbox.snapshot()
     out_streams: Dict[str, Dict[str, Any]] = {}
-    for s, sender, (pending, high_water) in zip(streams, senders, per_stream):
+    for s, sender, (pending, high_water), full_episodes in zip(streams, senders, per_stream, full):
         out_streams[s.name] = {
             "url": s.url,
             "connected": s.connected,
             "since": iso_time(s.since),
             "connects": s.connects,
             "messages_received": s.received,
+            "messages_stored": s.stored,
             "bytes_received": s.received_bytes,
             "requests": s.requests,
+            "requests_dropped": s.requests_dropped,
+            "requests_merged": s.requests_merged,
+            "request_budget_episodes": s.budget_episodes,
             "answers_sent": s.answers_sent,
             "messages_sent": s.messages_sent,
             "answer_latency_ms": s.answer_latency_ms(),
@@ -50,6 +54,7 @@ def build(
             "errors": s.errors(),
             "queue_pending": pending,
             "queue_high_water": high_water,
+            "queue_full_episodes": full_episodes,
             "send_queue_high_water": s.send_queue_high_water,
             "last_event": iso_time(s.last_event),
         }
@@ -61,9 +66,15 @@ def build(
         "updated": iso_time(now),
         "updated_epoch": round(now, 3),
         "db": str(db),
-        "queue": inbox.snapshot(),
+        "queue": queue,
         "worker": {
             "messages": worker.messages,
+            "stored": worker.messages,
+            "held": worker.held,
+            "unstored": worker.held + int(queue["depth"]),
+            "ignored": worker.ignored,
+            "retries": worker.retries,
+            "store_failure_episodes": worker.store_failure_episodes,
             "batches": worker.batches,
             "max_batch": worker.max_batch,
             "max_commit_latency_ms": round(worker.max_commit_latency_s * 1000.0, 3),
@@ -105,22 +116,13 @@ def read(path: Path) -> Dict[str, Any]:
 def stream_event_counts(db: Path) -> Dict[str, Dict[str, Any]]:
     """Per stream: number of stored events and the last receive time, read-only (never creates the file).
 
-    Events stored without a stream (replay, import-legacy) are counted under "".
+    Events stored without a stream (replay, import-legacy) are counted under "". Raises StoreError.
     """
-    uri = "file:" + _uri_path(db) + "?mode=ro"
-    conn = sqlite3.connect(uri, uri=True, timeout=5.0)
-    try:
-        rows = conn.execute(
-            "SELECT COALESCE(stream, ''), COUNT(*), MAX(received_at) FROM events"
-            " GROUP BY COALESCE(stream, '')"
-        ).fetchall()
-    finally:
-        conn.close()
-    return {str(name): {"events": int(n), "last_received": iso_time(last)} for name, n, last in rows}
+    from practable_analytics.store import Store  # noqa: PLC0415 (numpy only when a database is read)
 
-
-def _uri_path(path: Path) -> str:
-    return quote(str(path.resolve()), safe="/")
+    with Store(db, readonly=True, busy_timeout_s=5.0) as store:
+        counts = store.stream_event_counts()
+    return {name: {"events": n, "last_received": iso_time(last)} for name, (n, last) in counts.items()}
 
 
 def render(documents: Sequence[Mapping[str, Any]], counts: Optional[Mapping[str, Mapping[str, Any]]],
@@ -139,20 +141,26 @@ def render(documents: Sequence[Mapping[str, Any]], counts: Optional[Mapping[str,
         w = doc.get("worker") or {}
         lines.append(
             f"  queue {q.get('depth')}/{q.get('limit')} (high-water {q.get('high_water')}, "
-            f"full {q.get('full_episodes')} times)  worker {w.get('messages')} messages in "
-            f"{w.get('batches')} batches, worst commit latency {w.get('max_commit_latency_ms')} ms"
+            f"full {q.get('full_episodes')} times)  stored {w.get('stored', w.get('messages'))} messages in "
+            f"{w.get('batches')} commits, unstored {w.get('unstored', 0)}, "
+            f"worst commit latency {w.get('max_commit_latency_ms')} ms"
             + (f", errors {_errors(w.get('errors'))}" if w.get("errors") else "")
         )
         for name, s in sorted((doc.get("streams") or {}).items()):
             state = "connected" if s.get("connected") else "DISCONNECTED"
             lines.append(f"  {name}: {state} since {s.get('since')}  {s.get('url')}")
+            in_db = None if counts is None else counts.get(name, {}).get("events", 0)
             stored = ""
-            if counts is not None:
-                stored = f"  stored {counts.get(name, {}).get('events', 0)}"
+            if "messages_stored" in s:  # committed by this service (the status file's own count)
+                stored = f"  stored {s.get('messages_stored')}"
+            elif in_db is not None:
+                stored = f"  stored {in_db}"
+            dropped = f" ({s.get('requests_dropped')} over budget)" if s.get("requests_dropped") else ""
             lines.append(
-                f"    received {s.get('messages_received')}{stored}  requests {s.get('requests')}  "
+                f"    received {s.get('messages_received')}{stored}  requests {s.get('requests')}{dropped}  "
                 f"answers sent {s.get('answers_sent')}  queue high-water {s.get('queue_high_water')}  "
                 f"last event {s.get('last_event')}"
+                + (f"  in database {in_db}" if in_db is not None and "messages_stored" in s else "")
             )
             latency = s.get("answer_latency_ms") or {}
             if latency.get("count"):
