@@ -42,9 +42,10 @@ class ServeConfig:
     batch_size: int = 300
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 10.0
+    backoff_local_max_s: float = 0.5
     connect_timeout_s: float = 5.0
     answer_ttl_s: float = 10.0
-    stop_timeout_s: float = 4.0
+    stop_timeout_s: float = 25.0
 
 
 # (flag, option dest, env suffix, parser, default, help) for the scalar settings.
@@ -77,6 +78,14 @@ _SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], Any, str], ...] = (
         "first reconnect delay ceiling, s",
     ),
     ("--backoff-max", "backoff_max_s", "BACKOFF_MAX", float, 10.0, "reconnect delay cap, s"),
+    (
+        "--backoff-local-max",
+        "backoff_local_max_s",
+        "BACKOFF_LOCAL_MAX",
+        float,
+        0.5,
+        "reconnect delay cap for a relay on this machine (loopback URL), s",
+    ),
     ("--connect-timeout", "connect_timeout_s", "CONNECT_TIMEOUT", float, 5.0, "websocket connect timeout, s"),
     (
         "--answer-ttl",
@@ -86,7 +95,7 @@ _SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], Any, str], ...] = (
         10.0,
         "how long an answer waits for a reconnect, s",
     ),
-    ("--stop-timeout", "stop_timeout_s", "STOP_TIMEOUT", float, 4.0, "most seconds a SIGTERM stop may take"),
+    ("--stop-timeout", "stop_timeout_s", "STOP_TIMEOUT", float, 25.0, "most seconds a SIGTERM stop may take"),
 )
 
 
@@ -237,7 +246,7 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
             raise ConfigError(f"{dest.replace('_', '-')} must be a positive number, got {value}")
 
     for dest in ("status_interval_s", "queue_size", "queue_bytes", "batch_size", "backoff_initial_s",
-                 "backoff_max_s", "connect_timeout_s", "answer_ttl_s", "stop_timeout_s"):  # fmt: skip
+                 "backoff_max_s", "backoff_local_max_s", "connect_timeout_s", "answer_ttl_s", "stop_timeout_s"):  # fmt: skip
         positive(dest)
     positive("send_spacing_ms", allow_zero=True)
     if values["send_spacing_ms"] > 1000:
@@ -257,6 +266,7 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
         batch_size=values["batch_size"],
         backoff_initial_s=values["backoff_initial_s"],
         backoff_max_s=values["backoff_max_s"],
+        backoff_local_max_s=values["backoff_local_max_s"],
         connect_timeout_s=values["connect_timeout_s"],
         answer_ttl_s=values["answer_ttl_s"],
         stop_timeout_s=values["stop_timeout_s"],

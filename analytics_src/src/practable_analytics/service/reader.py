@@ -23,9 +23,6 @@ LOG = logging.getLogger(__name__)
 # One socket read: large enough to take a burst in one call, small enough to stay cheap.
 RECV_BYTES = 256 * 1024
 
-# A connection that stayed up this long counts as healthy: the next outage starts the backoff over.
-HEALTHY_AFTER_S = 10.0
-
 
 def _keepalive_options() -> List[Tuple[int, int, int]]:
     """TCP keepalive so a relay host that vanished without closing is noticed within ~2 minutes."""
@@ -160,14 +157,14 @@ class Reader(threading.Thread):
             return "stopping"
         self.link.set(ws)
         self.stats.set_connected(True)
+        self.backoff.connected()
         self._down_logged = False
         LOG.info("stream %s connected to %s", self.stats.name, self.url)
         try:
             reason = self._read_loop(ws)
         except Exception as exc:  # noqa: BLE001 (socket, protocol or close: all mean reconnect)
             reason = describe(exc)
-        if time.monotonic() - connected_at >= HEALTHY_AFTER_S:
-            self.backoff.reset()
+        self.backoff.disconnected(time.monotonic() - connected_at)
         return reason
 
     def _read_loop(self, ws: Any) -> str:

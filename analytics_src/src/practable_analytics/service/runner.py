@@ -78,7 +78,9 @@ class Service:
                     )
                 )
             for i, (s, link, stats) in enumerate(zip(config.streams, self.links, self.stream_stats)):
-                backoff = Backoff(config.backoff_initial_s, config.backoff_max_s)
+                backoff = Backoff.for_url(
+                    s.url, config.backoff_initial_s, config.backoff_max_s, config.backoff_local_max_s
+                )
                 self.readers.append(
                     Reader(
                         index=i,
