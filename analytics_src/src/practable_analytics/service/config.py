@@ -246,7 +246,8 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
             raise ConfigError(f"{dest.replace('_', '-')} must be a positive number, got {value}")
 
     for dest in ("status_interval_s", "queue_size", "queue_bytes", "batch_size", "backoff_initial_s",
-                 "backoff_max_s", "backoff_local_max_s", "connect_timeout_s", "answer_ttl_s", "stop_timeout_s"):  # fmt: skip
+                 "backoff_max_s", "backoff_local_max_s", "connect_timeout_s", "answer_ttl_s",
+                 "stop_timeout_s"):  # fmt: skip
         positive(dest)
     positive("send_spacing_ms", allow_zero=True)
     if values["send_spacing_ms"] > 1000:
