@@ -2,6 +2,7 @@
 streams in one `serve` process. Real `serve` subprocesses, real SQLite files, the stand-in on
 127.0.0.1."""
 
+import socket
 import time
 from pathlib import Path
 from typing import Any, List
@@ -22,6 +23,11 @@ from service_helpers import (
 )
 
 from practable_analytics.service.backoff import Backoff, is_loopback_url
+from practable_analytics.service.frames import OP_TEXT, FrameParser
+from practable_analytics.service.inbox import Inbox
+from practable_analytics.service.loop import Loop, client_frame
+from practable_analytics.service.sender import Sender
+from practable_analytics.service.stats import StreamStats
 
 
 def test_loopback_urls_get_the_low_cap_and_remote_ones_the_ladder() -> None:
@@ -90,3 +96,121 @@ def test_reconnects_within_a_second_of_the_relay_coming_back(tmp_path: Path, out
     assert log.count("spin30 connected") == 2  # each state change once, not per attempt
     assert log.count("spin30 disconnected") == 1
     assert log.count("cannot connect") <= 1
+
+
+# ---------------------------------------------------------------------------------- the event loop
+# A real Loop over a real socket to the stand-in; a dashboard client on the same stream receives
+# what the loop sends (the stand-in drops a message that meets its writer busy: pacing matters).
+
+
+class LoopRig:
+    def __init__(self, url: str, spacing_s: float = 0.0, ttl_s: float = 10.0) -> None:
+        self.stats = StreamStats("s", url)
+        self.sender = Sender("s", self.stats, spacing_s=spacing_s, ttl_s=ttl_s)
+        self.inbox = Inbox(1)
+        self.loop = Loop(
+            urls=[url], stats=[self.stats], senders=[self.sender], backoffs=[Backoff.for_url(url, 0.05, 0.2)],
+            inbox=self.inbox,
+        )  # fmt: skip
+
+    def __enter__(self) -> "LoopRig":
+        self.loop.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.loop.stop_reading()
+        self.sender.stop(0.0)
+        self.loop.close()
+
+
+def _texts(client: Any, n: int, timeout: float) -> List[str]:
+    out: List[str] = []
+    deadline = time.monotonic() + timeout
+    while len(out) < n and time.monotonic() < deadline:
+        try:
+            message = client.recv(timeout=max(0.01, deadline - time.monotonic()))
+        except socket.timeout:
+            break
+        if isinstance(message, str):
+            out.append(message)
+    return out
+
+
+def test_loop_paces_an_answer_so_the_relay_delivers_every_message_in_order() -> None:
+    host = relay_standin.start_host(port=0)
+    try:
+        dash = relay_standin.WSClient.connect(host.ws_url("ws/s"))
+        with LoopRig(host.ws_url("ws/s"), spacing_s=0.02) as rig:
+            assert wait_for(lambda: rig.stats.connected, 5)
+            t0 = time.monotonic()
+            rig.sender.submit([f"a{i}" for i in range(5)], time.time())
+            rig.sender.submit(["b0", "b1"], time.time())
+            got = _texts(dash, 7, 5.0)
+            elapsed = time.monotonic() - t0
+            assert got == ["a0", "a1", "a2", "a3", "a4", "b0", "b1"]
+            assert elapsed >= 6 * 0.02 * 0.9  # six gaps of at least the spacing
+            assert wait_for(lambda: rig.stats.answers_sent == 2, 2) and rig.stats.messages_sent == 7
+            assert rig.sender.pending() == 0 and rig.stats.answer_latency_ms()["count"] == 2
+            assert rig.loop.wakeups < 60  # about one wake-up per message, no idle ticking
+        service = [c for k, c in client_stats(host, "s").items() if k != dash.local_name]
+        assert service[0]["received"] == 7  # nothing lost at the relay either
+    finally:
+        host.stop()
+
+
+def test_loop_answers_wait_for_a_connection_then_expire() -> None:
+    host = relay_standin.start_host(port=0)
+    port = host.port
+    host.stop()
+    url = f"ws://127.0.0.1:{port}/ws/s"
+    with LoopRig(url, ttl_s=1.5) as rig:
+        rig.sender.submit(["late"], time.time())  # not connected: waits
+        time.sleep(0.3)
+        host = relay_standin.start_host(port=port)
+        try:
+            dash = relay_standin.WSClient.connect(host.ws_url("ws/s"))
+            assert _texts(dash, 1, 3.0) == ["late"]
+            host.stop()
+            assert wait_for(lambda: not rig.stats.connected, 3)
+            rig.sender.submit(["lost"], time.time())
+            assert wait_for(lambda: rig.stats.errors().get("answer_expired") == 1, 4)
+            assert rig.sender.pending() == 0
+        finally:
+            host.stop()
+
+
+def test_loop_stop_drains_within_the_budget_and_counts_the_rest() -> None:
+    host = relay_standin.start_host(port=0)
+    try:
+        dash = relay_standin.WSClient.connect(host.ws_url("ws/s"))
+        rig = LoopRig(host.ws_url("ws/s"), spacing_s=0.05)
+        rig.loop.start()
+        assert wait_for(lambda: rig.stats.connected, 5)
+        for i in range(40):
+            rig.sender.submit([str(i)], time.time())
+        rig.loop.stop_reading()
+        rig.sender.stop(drain_s=0.3)
+        assert rig.loop.drained.wait(3.0)
+        rig.loop.close()
+        got = _texts(dash, 40, 1.0)
+        assert 2 <= len(got) < 40 and got == [str(i) for i in range(len(got))]
+        assert rig.stats.errors().get("answer_unsent_at_stop", 0) == 40 - rig.stats.answers_sent
+    finally:
+        host.stop()
+
+
+def test_loop_answer_backlog_is_bounded() -> None:
+    stats = StreamStats("s", "ws://127.0.0.1:9/ws/s")
+    sender = Sender("s", stats, max_pending=5)
+    for i in range(8):
+        sender.submit([str(i)], time.time())
+    assert stats.errors() == {"answer_overflow": 3} and sender.pending() == 5
+    assert [sender.take().messages for _ in range(5)] == [["3"], ["4"], ["5"], ["6"], ["7"]]  # type: ignore[union-attr]
+
+
+def test_client_frames_are_masked_and_parse_back() -> None:
+    for size in (0, 5, 125, 126, 65535, 65536, 70000):
+        payload = bytes(range(256)) * (size // 256) + bytes(size % 256)
+        frame = client_frame(OP_TEXT, payload)
+        assert frame[1] & 0x80  # the mask bit a client must set
+        assert FrameParser(1 << 20).feed(frame) == [(OP_TEXT, payload)]

@@ -47,6 +47,7 @@ class Inbox:
             {t for t in (1_000, 10_000, max_items // 2, (max_items * 9) // 10) if 0 < t < max_items}
         )
         self._next_threshold = 0
+        self._full_since: Optional[float] = None
 
     def __len__(self) -> int:
         return len(self._items)
@@ -87,27 +88,65 @@ class Inbox:
                 self.stream_high_water[stream] = max(self.stream_high_water[stream], pending)
                 done += 1
             if done:
-                depth = len(self._items)
-                if depth > self.high_water:
-                    self.high_water = depth
-                    if (
-                        self._next_threshold < len(self._thresholds)
-                        and depth >= self._thresholds[self._next_threshold]
-                    ):
-                        while (
-                            self._next_threshold < len(self._thresholds)
-                            and depth >= self._thresholds[self._next_threshold]
-                        ):
-                            self._next_threshold += 1
-                        LOG.warning(
-                            "inbox high-water mark %d messages (limit %d): the worker is behind",
-                            depth,
-                            self.max_items,
-                        )
-                self.high_water_bytes = max(self.high_water_bytes, self._bytes)
-                if self._worker_waiting:
-                    self._not_empty.notify()
+                self._note_depth()
         return done
+
+    def _note_depth(self) -> None:
+        # Called with the lock held, after appending: high-water marks, threshold logs, wake the worker.
+        depth = len(self._items)
+        if depth > self.high_water:
+            self.high_water = depth
+            thresholds = self._thresholds
+            if self._next_threshold < len(thresholds) and depth >= thresholds[self._next_threshold]:
+                while (
+                    self._next_threshold < len(self._thresholds)
+                    and depth >= self._thresholds[self._next_threshold]
+                ):
+                    self._next_threshold += 1
+                LOG.warning(
+                    "inbox high-water mark %d messages (limit %d): the worker is behind",
+                    depth,
+                    self.max_items,
+                )
+        self.high_water_bytes = max(self.high_water_bytes, self._bytes)
+        if self._worker_waiting:
+            self._not_empty.notify()
+
+    # -- for an event loop that must never block (transport) -------------------------------------
+    def room(self, stream_index: int) -> bool:
+        """False when the inbox is at its bound: the caller stops reading until it is True again.
+
+        Each stretch of False answers counts as one full episode (full_episodes, full_wait_s)."""
+        full = self._closed or len(self._items) >= self.max_items or self._bytes >= self.max_bytes
+        if full and not self._closed and self._full_since is None:
+            with self._lock:
+                self.full_episodes += 1
+                self._full_since = time.monotonic()
+        elif not full and self._full_since is not None:
+            with self._lock:
+                if self._full_since is not None:
+                    self.full_wait_s += time.monotonic() - self._full_since
+                    self._full_since = None
+        return not full
+
+    def put_nowait_many(self, items: Sequence[Item]) -> None:
+        """Append items in order under one lock, never waiting (may exceed the bound by one read)."""
+        if not items:
+            return
+        with self._lock:
+            append = self._items.append
+            pending = self.pending
+            high = self.stream_high_water
+            size = 0
+            for item in items:
+                append(item)
+                size += len(item[2])
+                stream = item[0]
+                n = pending[stream] + 1
+                pending[stream] = n
+                high[stream] = max(high[stream], n)
+            self._bytes += size
+            self._note_depth()
 
     def _wait_for_room(self, size: int, stop: Optional[threading.Event]) -> bool:
         # Called with the lock held.
