@@ -214,3 +214,107 @@ def test_client_frames_are_masked_and_parse_back() -> None:
         frame = client_frame(OP_TEXT, payload)
         assert frame[1] & 0x80  # the mask bit a client must set
         assert FrameParser(1 << 20).feed(frame) == [(OP_TEXT, payload)]
+
+
+# ---------------------------------------------------------------------------------- many streams
+
+
+def test_fifty_streams_in_one_process_store_everything_and_answer_on_their_own_stream(
+    tmp_path: Path,
+) -> None:
+    n_streams, n_messages = 50, 20
+    host = relay_standin.start_host(port=0)
+    names = [f"spin{i:03d}" for i in range(n_streams)]
+    db = tmp_path / "a.db"
+    serve = Serve(tmp_path, [host.ws_url(f"ws/{n}") for n in names], db)
+    clients: List[Any] = []
+    try:
+        serve.wait_connected(names, timeout=30)
+        status = serve.status()
+        assert len(status["streams"]) == n_streams
+        uis = [relay_standin.WSClient.connect(host.ws_url(f"ws/{n}")) for n in names]
+        dashes = [relay_standin.WSClient.connect(host.ws_url(f"ws/{n}")) for n in names]
+        clients = uis + dashes
+        for t in range(n_messages):  # round robin: each stream's messages are 50 sends apart
+            for i, ui in enumerate(uis):
+                ui.send_text(dumps(analytics(t, SPINNER_LOGS[t % 6], user=f"user{i}", hardware=names[i])))
+        others = [c.local_name for c in clients]
+
+        def service_side(field: str) -> List[int]:
+            out = []
+            for n in names:
+                mine = [v for k, v in client_stats(host, n).items() if k.split("#")[0] not in others]
+                out.append(sum(int(v[field]) for v in mine))
+            return out
+
+        last: List[int] = []
+        since = time.monotonic()
+        deadline = since + 30
+        while time.monotonic() < deadline:  # until the relay has stopped delivering and all is stored
+            now = service_side("delivered")
+            if now != last:
+                last, since = now, time.monotonic()
+            elif time.monotonic() - since > 0.5 and [stored_counts(db).get(n, 0) for n in names] == now:
+                break
+            time.sleep(0.05)
+        got = service_side("delivered")
+        assert [stored_counts(db).get(n, 0) for n in names] == got
+        # every message was delivered to the service or dropped by the relay's busy writer (counted)
+        assert [g + d for g, d in zip(got, service_side("dropped"))] == [n_messages] * n_streams
+        assert sum(got) >= 0.5 * n_streams * n_messages
+        rows = query(db, "SELECT stream, user, COUNT(*) FROM events GROUP BY stream, user")
+        assert sorted(rows) == sorted((n, f"user{i}", got[i]) for i, n in enumerate(names) if got[i])
+        for i, dash in enumerate(dashes):
+            dash.send_text(dumps(request("student_graph", user=f"user{i}")))
+        for i, dash in enumerate(dashes):
+            answers = recv_responses(dash, 1, 5.0)
+            assert [(a["content"], a["user"]) for a in answers] == [("student_graph", f"user{i}")], i
+            assert sum(e["width"] for e in answers[0]["edges"]) == max(0, got[i] - 1) or got[i] < n_messages
+        time.sleep(0.2)
+        assert all(recv_responses(dash, 1, 0.02) == [] for dash in dashes)  # none answered twice/elsewhere
+        status = serve.status()
+        assert all(s["connects"] == 1 and s["errors"] == {} for s in status["streams"].values())
+    finally:
+        for c in clients:
+            c.close()
+        rc, _ = serve.terminate(30)
+        host.stop()
+    assert rc == 0, serve.stderr()[-3000:]
+
+
+def test_twenty_streams_all_reconnect_spread_out_after_a_relay_restart(tmp_path: Path) -> None:
+    n_streams = 20
+    host = relay_standin.start_host(port=0)
+    port = host.port
+    names = [f"dev{i:02d}" for i in range(n_streams)]
+    db = tmp_path / "a.db"
+    serve = Serve(tmp_path, [host.ws_url(f"ws/{n}") for n in names], db)
+    try:
+        serve.wait_connected(names, timeout=20)
+        host.stop()
+        assert wait_for(lambda: not any(serve.connected(n) for n in names), 5)
+        time.sleep(2.0)
+        host = relay_standin.start_host(port=port)
+        back = time.monotonic()
+        seen: dict = {}
+        while len(seen) < n_streams and time.monotonic() - back < 10:
+            for n in names:
+                if n not in seen and _service_connected(host, n, []):
+                    seen[n] = time.monotonic() - back
+            time.sleep(0.005)
+        assert len(seen) == n_streams, seen
+        assert max(seen.values()) <= 1.5, sorted(seen.values())
+        uis = [relay_standin.WSClient.connect(host.ws_url(f"ws/{n}")) for n in names]
+        for i, ui in enumerate(uis):
+            ui.send_text(dumps(analytics(7, "voltage", user=f"u{i}", hardware=names[i])))
+        assert wait_for(lambda: all(stored_counts(db).get(n, 0) == 1 for n in names), 10), stored_counts(db)
+        streams = serve.status()["streams"]
+        bad = {n: (s["connects"], s["errors"]) for n, s in streams.items() if s["connects"] != 2
+               or s["errors"].get("disconnected") != 1}  # fmt: skip
+        assert not bad, bad
+        for ui in uis:
+            ui.close()
+    finally:
+        rc, _ = serve.terminate(30)
+        host.stop()
+    assert rc == 0
