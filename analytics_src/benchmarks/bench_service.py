@@ -163,8 +163,8 @@ def bench_ingest(tmp: Path, n: int) -> Dict[str, float]:
 class StandinProcess:
     """The relay host stand-in as its own process (so its work does not share our GIL)."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: Optional[int] = None) -> None:
+        self.port = free_port() if port is None else port
         e = env()
         e["VW_PORT"] = str(self.port)
         self.proc = subprocess.Popen(
