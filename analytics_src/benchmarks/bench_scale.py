@@ -232,6 +232,11 @@ def main(argv: Optional[List[str]] = None) -> int:
             if inside_ok:
                 print(f"answer latency inside serve: worst stream p95 {max(inside_ok):.1f} ms, "
                       f"median stream p95 {pct(inside_ok, 0.5):.1f} ms")  # fmt: skip
+            doc = status_of(status)
+            w, q = doc.get("worker", {}), doc.get("queue", {})
+            print(f"worker: {w.get('messages')} messages in {w.get('batches')} batches, worst commit latency "
+                  f"{w.get('max_commit_latency_ms')} ms, errors {w.get('errors')}; inbox high-water "
+                  f"{q.get('high_water')}")  # fmt: skip
             students.close()
             # relay restart: kill the stand-in, start it again on the same port
             port = standin.port
