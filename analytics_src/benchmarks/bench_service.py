@@ -77,8 +77,11 @@ def serve_cmd(db: Path, urls: Sequence[str], status: Path, *extra: str) -> List[
 
 
 def env() -> Dict[str, str]:
+    """The environment for serve; BENCH_SERVE_SRC=DIR runs another checkout's package (a baseline)."""
     e = dict(os.environ)
     e.pop("PYTHONPATH", None)
+    if e.get("BENCH_SERVE_SRC"):
+        e["PYTHONPATH"] = e["BENCH_SERVE_SRC"]
     return e
 
 
