@@ -3,6 +3,8 @@ streams in one `serve` process. Real `serve` subprocesses, real SQLite files, th
 127.0.0.1."""
 
 import socket
+import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any, List
@@ -318,3 +320,93 @@ def test_twenty_streams_all_reconnect_spread_out_after_a_relay_restart(tmp_path:
         rc, _ = serve.terminate(30)
         host.stop()
     assert rc == 0
+
+
+# ---------------------------------------------------------------------------------- wss
+
+
+class TLSProxy:
+    """TLS on 127.0.0.1 in front of the plain stand-in: what a remote wss:// relay looks like."""
+
+    def __init__(self, cert: Path, key: Path, target_port: int) -> None:
+        import ssl  # noqa: PLC0415
+
+        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.ctx.load_cert_chain(str(cert), str(key))
+        self.target_port = target_port
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        self.sock.listen(8)
+        self.port = self.sock.getsockname()[1]
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                raw, _ = self.sock.accept()
+            except OSError:
+                return
+            try:
+                tls = self.ctx.wrap_socket(raw, server_side=True)
+            except OSError:
+                raw.close()
+                continue
+            plain = socket.create_connection(("127.0.0.1", self.target_port))
+            threading.Thread(target=self._pipe, args=(tls, plain), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(plain, tls), daemon=True).start()
+
+    @staticmethod
+    def _pipe(src: socket.socket, dst: socket.socket) -> None:
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.close()
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+def test_wss_relay_through_tls_stores_large_and_small_messages_and_answers(tmp_path: Path) -> None:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    made = subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost",
+         "-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+        capture_output=True, check=False,
+    )  # fmt: skip
+    if made.returncode != 0:
+        pytest.skip(f"openssl cannot make a certificate: {made.stderr[-200:]!r}")
+    host = relay_standin.start_host(port=0)
+    proxy = TLSProxy(cert, key, host.port)
+    db = tmp_path / "a.db"
+    serve = Serve(tmp_path, [f"spin30=wss://localhost:{proxy.port}/ws/spin30"], db,
+                  env={"WEBSOCKET_CLIENT_CA_BUNDLE": str(cert)})  # fmt: skip
+    try:
+        serve.wait_connected(["spin30"])
+        ui = relay_standin.WSClient.connect(host.ws_url("ws/spin30"))
+        big = analytics(1, "voltage")
+        big["payload"]["data"] = {"blob": "x" * 200_000}  # many TLS records in one message
+        ui.send_text(dumps(big))
+        time.sleep(0.05)
+        for i in range(2, 12):
+            ui.send_text(dumps(analytics(i, SPINNER_LOGS[i % 6])))
+            time.sleep(0.005)
+        assert wait_for(lambda: stored_counts(db).get("spin30", 0) == 11, 10), stored_counts(db)
+        sizes = [r[0] for r in query(db, "SELECT length(raw) FROM events ORDER BY id")]
+        assert sizes[0] > 200_000 and all(s < 1000 for s in sizes[1:])
+        ui.send_text(dumps(request("student_graph")))
+        got = recv_responses(ui, 1, 5.0)
+        assert got and got[0]["content"] == "student_graph"
+    finally:
+        rc, _ = serve.terminate()
+        proxy.close()
+        host.stop()
+    assert rc == 0, serve.stderr()[-2000:]
