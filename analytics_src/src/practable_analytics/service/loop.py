@@ -185,7 +185,7 @@ class Loop(threading.Thread):
             stream.parser = FrameParser(max_message)
             sender.attach(self.notify, i)
             self.streams.append(stream)
-        self._connects: queue.Queue[Optional[Tuple[Stream, int]]] = queue.Queue()
+        self._connects: "queue.Queue[Optional[Tuple[Stream, int]]]" = queue.Queue()  # noqa: UP037 (3.8)
         self._connect_threads: List[threading.Thread] = []
         n_threads = max(1, min(connect_threads, len(self.streams)))
         old = threading.stack_size()
