@@ -12,6 +12,7 @@ from typing import Any, List
 import pytest
 from service_helpers import (
     SPINNER_LOGS,
+    FramePusher,
     Serve,
     analytics,
     client_stats,
@@ -413,3 +414,29 @@ def test_wss_relay_through_tls_stores_large_and_small_messages_and_answers(tmp_p
         proxy.close()
         host.stop()
     assert rc == 0, serve.stderr()[-2000:]
+
+
+def test_a_stop_that_cannot_store_everything_says_how_many_and_exits_non_zero(tmp_path: Path) -> None:
+    # 20,000 frames as fast as TCP allows into a worker committing one message per transaction,
+    # stopped with a 0.5 s budget: the inbox cannot be drained in time.
+    n = 20_000
+    pusher = FramePusher(
+        [(relay_standin.OP_TEXT, dumps(analytics(i, SPINNER_LOGS[i % 6])).encode()) for i in range(n)]
+    )
+    db = tmp_path / "a.db"
+    serve = Serve(tmp_path, [pusher.url], db, "--batch-size", "1", "--stop-timeout", "0.5")
+    try:
+        assert wait_for(lambda: serve.status().get("queue", {}).get("depth", 0) > 2000, 20), serve.status()
+        rc, elapsed = serve.terminate()
+    finally:
+        serve.kill()
+        pusher.close()
+    log = serve.stderr()
+    assert rc == 1, log[-2000:]
+    line = [ln for ln in log.splitlines() if "were not stored before the deadline" in ln]
+    assert len(line) == 1
+    left = int(line[0].split("stop: ")[1].split()[0])
+    received = serve.status()["streams"]["soak"]["messages_received"]
+    # what was not stored is exactly what the log says (the worker may commit a few more before exit)
+    assert left > 0 and received - left <= stored_counts(db).get("soak", 0) <= received
+    assert elapsed < 5.0

@@ -187,11 +187,19 @@ class Service:
         name = getattr(stop, "signal_name", None)
         if name:
             LOG.info("received %s", name)
-        self.shutdown()
+        if self.shutdown() and rc == 0:
+            rc = 1
         return rc
 
-    def shutdown(self, timeout_s: Optional[float] = None) -> None:
-        """Stop reading, drain the inbox into the store, flush answers, close, final status."""
+    def unstored(self) -> int:
+        """Messages received but not stored (the inbox's; the worker may hold more while it retries)."""
+        held = getattr(self.worker, "unstored", None)
+        return len(self.inbox) + (int(held()) if callable(held) else 0)
+
+    def shutdown(self, timeout_s: Optional[float] = None) -> int:
+        """Stop reading, drain the inbox into the store, flush answers, close, final status.
+
+        Returns how many received messages are left unstored (logged at ERROR when not 0)."""
         budget = self.config.stop_timeout_s if timeout_s is None else timeout_s
         deadline = time.monotonic() + budget
         self.state = "stopping"
@@ -214,12 +222,16 @@ class Service:
             stats.set_connected(False)
         self.state = "stopped"
         self.write_status()
+        left = self.unstored()
         LOG.info(
             "stopped: %d messages stored in %d batches, %d left unprocessed",
             self.worker_stats.messages,
             self.worker_stats.batches,
-            len(self.inbox),
+            left,
         )
+        if left:
+            LOG.error("stop: %d received messages were not stored before the deadline", left)
+        return left
 
     def status(self) -> dict:
         return build(
