@@ -163,23 +163,32 @@ def test_loop_paces_an_answer_so_the_relay_delivers_every_message_in_order() -> 
 
 def test_loop_answers_wait_for_a_connection_then_expire() -> None:
     host = relay_standin.start_host(port=0)
-    port = host.port
-    host.stop()
-    url = f"ws://127.0.0.1:{port}/ws/s"
-    with LoopRig(url, ttl_s=1.5) as rig:
-        rig.sender.submit(["late"], time.time())  # not connected: waits
-        time.sleep(0.3)
-        host = relay_standin.start_host(port=port)
-        try:
-            dash = relay_standin.WSClient.connect(host.ws_url("ws/s"))
-            assert _texts(dash, 1, 3.0) == ["late"]
-            host.stop()
-            assert wait_for(lambda: not rig.stats.connected, 3)
-            rig.sender.submit(["lost"], time.time())
-            assert wait_for(lambda: rig.stats.errors().get("answer_expired") == 1, 4)
-            assert rig.sender.pending() == 0
-        finally:
-            host.stop()
+    dash = relay_standin.WSClient.connect(host.ws_url("ws/s"))  # there before the loop can connect
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]  # nothing listens here yet: the loop's attempts are refused
+    try:
+        with LoopRig(f"ws://127.0.0.1:{port}/ws/s", ttl_s=1.5) as rig:
+            rig.sender.submit(["late"], time.time())  # not connected: waits
+            time.sleep(0.3)
+            proxy = Forwarder(host.port, port=port)  # the relay is reachable from now on
+            try:
+                assert _texts(dash, 1, 3.0) == ["late"]
+                assert wait_for(lambda: rig.stats.connected, 2)
+                proxy.close()
+                assert wait_for(lambda: not rig.stats.connected, 3)
+                rig.sender.submit(["lost"], time.time())
+                assert wait_for(lambda: rig.stats.errors().get("answer_expired") == 1, 4), (
+                    rig.stats.errors(),
+                    rig.stats.connected,
+                    rig.sender.pending(),
+                    rig.loop.streams[0].state,
+                )
+                assert rig.sender.pending() == 0
+            finally:
+                proxy.close()
+    finally:
+        host.stop()
 
 
 def test_loop_stop_drains_within_the_budget_and_counts_the_rest() -> None:
@@ -329,19 +338,18 @@ def test_twenty_streams_all_reconnect_spread_out_after_a_relay_restart(tmp_path:
 # ---------------------------------------------------------------------------------- wss
 
 
-class TLSProxy:
-    """TLS on 127.0.0.1 in front of the plain stand-in: what a remote wss:// relay looks like."""
+class Forwarder:
+    """A TCP forwarder on 127.0.0.1 to the stand-in; close() drops every connection through it."""
 
-    def __init__(self, cert: Path, key: Path, target_port: int) -> None:
-        import ssl  # noqa: PLC0415
-
-        self.ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.ctx.load_cert_chain(str(cert), str(key))
+    def __init__(self, target_port: int, port: int = 0, ctx: Any = None) -> None:
+        self.ctx = ctx
         self.target_port = target_port
         self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
         self.sock.listen(8)
         self.port = self.sock.getsockname()[1]
+        self.conns: List[socket.socket] = []
         threading.Thread(target=self._accept, daemon=True).start()
 
     def _accept(self) -> None:
@@ -351,13 +359,14 @@ class TLSProxy:
             except OSError:
                 return
             try:
-                tls = self.ctx.wrap_socket(raw, server_side=True)
+                front = self.ctx.wrap_socket(raw, server_side=True) if self.ctx is not None else raw
             except OSError:
                 raw.close()
                 continue
             plain = socket.create_connection(("127.0.0.1", self.target_port))
-            threading.Thread(target=self._pipe, args=(tls, plain), daemon=True).start()
-            threading.Thread(target=self._pipe, args=(plain, tls), daemon=True).start()
+            self.conns += [front, plain]
+            threading.Thread(target=self._pipe, args=(front, plain), daemon=True).start()
+            threading.Thread(target=self._pipe, args=(plain, front), daemon=True).start()
 
     @staticmethod
     def _pipe(src: socket.socket, dst: socket.socket) -> None:
@@ -376,7 +385,25 @@ class TLSProxy:
                 pass
 
     def close(self) -> None:
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the blocked accept(): stop listening now
+        except OSError:
+            pass
         self.sock.close()
+        for conn in self.conns:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+def tls_proxy(cert: Path, key: Path, target_port: int) -> Forwarder:
+    """TLS on 127.0.0.1 in front of the plain stand-in: what a remote wss:// relay looks like."""
+    import ssl  # noqa: PLC0415
+
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(str(cert), str(key))
+    return Forwarder(target_port, ctx=ctx)
 
 
 def test_wss_relay_through_tls_stores_large_and_small_messages_and_answers(tmp_path: Path) -> None:
@@ -389,7 +416,7 @@ def test_wss_relay_through_tls_stores_large_and_small_messages_and_answers(tmp_p
     if made.returncode != 0:
         pytest.skip(f"openssl cannot make a certificate: {made.stderr[-200:]!r}")
     host = relay_standin.start_host(port=0)
-    proxy = TLSProxy(cert, key, host.port)
+    proxy = tls_proxy(cert, key, host.port)
     db = tmp_path / "a.db"
     serve = Serve(tmp_path, [f"spin30=wss://localhost:{proxy.port}/ws/spin30"], db,
                   env={"WEBSOCKET_CLIENT_CA_BUNDLE": str(cert)})  # fmt: skip
