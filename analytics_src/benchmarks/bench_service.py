@@ -77,8 +77,11 @@ def serve_cmd(db: Path, urls: Sequence[str], status: Path, *extra: str) -> List[
 
 
 def env() -> Dict[str, str]:
+    """The environment for serve; BENCH_SERVE_SRC=DIR runs another checkout's package (a baseline)."""
     e = dict(os.environ)
     e.pop("PYTHONPATH", None)
+    if e.get("BENCH_SERVE_SRC"):
+        e["PYTHONPATH"] = e["BENCH_SERVE_SRC"]
     return e
 
 
@@ -163,8 +166,8 @@ def bench_ingest(tmp: Path, n: int) -> Dict[str, float]:
 class StandinProcess:
     """The relay host stand-in as its own process (so its work does not share our GIL)."""
 
-    def __init__(self) -> None:
-        self.port = free_port()
+    def __init__(self, port: Optional[int] = None) -> None:
+        self.port = free_port() if port is None else port
         e = env()
         e["VW_PORT"] = str(self.port)
         self.proc = subprocess.Popen(

@@ -101,7 +101,7 @@ def test_soak_100k_mixed_frames_all_stored_no_crash(tmp_path: Path) -> None:
     try:
         deadline = t0 + 90
         while service.worker_stats.messages < len(frames) and time.monotonic() < deadline:
-            assert service.worker.is_alive() and all(r.is_alive() for r in service.readers)
+            assert service.worker.is_alive() and service.loop.is_alive()
             time.sleep(0.1)
         assert service.worker_stats.messages == len(frames)
         # answers to the valid requests (and to error-answered fuzz) go out paced; identical requests
@@ -118,7 +118,7 @@ def test_soak_100k_mixed_frames_all_stored_no_crash(tmp_path: Path) -> None:
     stats = service.stream_stats[0]
     assert stats.received == len(frames)
     assert service.worker_stats.errors() == {}
-    assert stats.answers_sent + merged >= expect["requests"]
+    assert stats.answers_sent + merged >= expect["requests"], (stats.errors(), stats.requests)
     total = query(db, "SELECT COUNT(*) FROM events")[0][0]
     assert total == len(frames)  # every frame is exactly one event (valid or invalid)
     ts = sorted(

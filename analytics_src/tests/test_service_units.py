@@ -8,14 +8,13 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import List, Optional
+from typing import List
 
 import pytest
 
 from practable_analytics.service.backoff import Backoff
 from practable_analytics.service.config import ConfigError, add_arguments, resolve
 from practable_analytics.service.inbox import Inbox
-from practable_analytics.service.link import Link
 from practable_analytics.service.sender import Sender
 from practable_analytics.service.stats import StreamStats, WorkerStats
 from practable_analytics.service.status import build, read, render, write_atomic
@@ -293,97 +292,6 @@ def test_inbox_close_wakes_the_worker_and_keeps_items() -> None:
     assert time.monotonic() - t0 < 1.0
 
 
-# ---------------------------------------------------------------------------------- sender
-
-
-class RecordingSocket:
-    """Records send times (the sender's only use of a websocket is .send(text))."""
-
-    def __init__(self, delay: float = 0.0, fail_at: Optional[int] = None) -> None:
-        self.sent: List[str] = []
-        self.times: List[float] = []
-        self.delay = delay
-        self.fail_at = fail_at
-
-    def send(self, text: str) -> int:
-        if self.fail_at is not None and len(self.sent) == self.fail_at:
-            raise OSError("broken pipe")
-        if self.delay:
-            time.sleep(self.delay)
-        self.times.append(time.monotonic())
-        self.sent.append(text)
-        return len(text)
-
-
-def test_sender_paces_messages_and_keeps_order() -> None:
-    link = Link()
-    ws = RecordingSocket()
-    link.set(ws)
-    stats = StreamStats("s", "ws://x/ws/s")
-    sender = Sender("s", link, stats, spacing_s=0.002, ttl_s=5.0)
-    sender.start()
-    sender.submit([f"a{i}" for i in range(5)])
-    sender.submit(["b0", "b1"])
-    assert wait(lambda: len(ws.sent) == 7, 3.0)
-    sender.stop()
-    sender.join(2.0)
-    assert ws.sent == ["a0", "a1", "a2", "a3", "a4", "b0", "b1"]
-    gaps = [b - a for a, b in zip(ws.times, ws.times[1:])]
-    assert min(gaps) >= 0.0019
-    assert stats.answers_sent == 2 and stats.messages_sent == 7
-
-
-def test_sender_waits_for_a_connection_then_expires_answers() -> None:
-    link = Link()
-    stats = StreamStats("s", "ws://x/ws/s")
-    sender = Sender("s", link, stats, spacing_s=0.0, ttl_s=0.3)
-    sender.start()
-    sender.submit(["late"])
-    time.sleep(0.1)
-    ws = RecordingSocket()
-    link.set(ws)  # connected within the ttl: delivered
-    assert wait(lambda: ws.sent == ["late"], 2.0)
-    link.set(None)
-    sender.submit(["lost"])
-    assert wait(lambda: stats.errors().get("answer_expired") == 1, 2.0)
-    sender.stop()
-    sender.join(2.0)
-    assert ws.sent == ["late"]
-
-
-def test_sender_counts_send_failures_and_goes_on() -> None:
-    link = Link()
-    ws = RecordingSocket(fail_at=1)
-    link.set(ws)
-    stats = StreamStats("s", "ws://x/ws/s")
-    sender = Sender("s", link, stats, spacing_s=0.0)
-    sender.start()
-    sender.submit(["a", "b", "c"])  # fails at "b": the rest of that answer is dropped
-    assert wait(lambda: stats.errors().get("send_failed") == 1, 2.0)
-    ws.fail_at = None
-    sender.submit(["d"])
-    assert wait(lambda: ws.sent == ["a", "d"], 2.0)
-    sender.stop()
-    sender.join(2.0)
-
-
-def test_sender_stop_drains_queued_answers_within_the_budget() -> None:
-    link = Link()
-    ws = RecordingSocket(delay=0.05)
-    link.set(ws)
-    stats = StreamStats("s", "ws://x/ws/s")
-    sender = Sender("s", link, stats, spacing_s=0.0)
-    for i in range(40):
-        sender.submit([str(i)])
-    sender.start()
-    sender.stop(drain_s=0.3)
-    sender.join(3.0)
-    assert not sender.is_alive()
-    assert 2 <= len(ws.sent) < 40
-    assert ws.sent == [str(i) for i in range(len(ws.sent))]
-    assert stats.errors().get("answer_unsent_at_stop", 0) >= 1
-
-
 def wait(predicate, timeout: float) -> bool:  # type: ignore[no-untyped-def]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -403,8 +311,7 @@ def test_status_file_is_written_atomically_and_readable(tmp_path: Path) -> None:
     stats.set_connected(True)
     stats.received = 3
     stats.error("connect_failed", 2)
-    link = Link()
-    sender = Sender("spin30", link, stats)
+    sender = Sender("spin30", stats)
     doc = build(
         started=time.time(), db=tmp_path / "a.db", inbox=inbox, streams=[stats], senders=[sender],
         worker=WorkerStats(), state="running",
@@ -421,24 +328,6 @@ def test_status_file_is_written_atomically_and_readable(tmp_path: Path) -> None:
     (tmp_path / "bad.json").write_text("[1, 2]")
     with pytest.raises(ValueError):
         read(tmp_path / "bad.json")
-
-
-def test_sender_backlog_is_bounded_and_stale_answers_are_dropped() -> None:
-    link = Link()
-    ws = RecordingSocket(delay=0.01)
-    link.set(ws)
-    stats = StreamStats("s", "ws://x/ws/s")
-    sender = Sender("s", link, stats, spacing_s=0.0, ttl_s=0.2, max_pending=5)
-    for i in range(8):  # before the thread runs: 3 oldest pushed out of the backlog
-        sender.submit([str(i)])
-    assert stats.errors() == {"answer_overflow": 3} and sender.pending() == 5
-    time.sleep(0.25)  # all of them are now older than the ttl
-    sender.submit(["fresh"])  # the backlog is full: pushes out one more
-    sender.start()
-    assert wait(lambda: ws.sent == ["fresh"], 2.0)
-    sender.stop()
-    sender.join(2.0)
-    assert stats.errors() == {"answer_overflow": 4, "answer_expired": 4}
 
 
 def test_status_render_flags_a_silent_running_service_as_stale() -> None:

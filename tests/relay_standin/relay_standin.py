@@ -68,6 +68,7 @@ __all__ = [
 ]
 
 MAX_MESSAGE = 10 * 1024 * 1024  # the largest message the host reads (bytes)
+LISTEN_BACKLOG = 1024
 MAX_HEADER = 64 * 1024  # HTTP request line + headers
 MAX_BODY = 10 * 1024 * 1024  # HTTP request body
 WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
@@ -806,8 +807,28 @@ def _parse_headers(block: str) -> Dict[str, str]:
     return headers
 
 
+def raise_open_files_limit(needed: int = 4096) -> None:
+    """Raise the soft open-files limit to the hard one when it is below ``needed`` (each client
+    connection is a descriptor; 500 streams with a service and a student each need over 1,000)."""
+    try:
+        import resource  # noqa: PLC0415 (POSIX only)
+    except ImportError:  # pragma: no cover
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY or soft >= needed:
+        return
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (needed if hard == resource.RLIM_INFINITY else hard, hard))
+    except (ValueError, OSError) as exc:
+        LOG.warning("cannot raise the open files limit from %d: %s", soft, exc)
+
+
 class BaseServer:
-    """Accepts connections on a thread each; subclasses route HTTP requests and websocket upgrades."""
+    """Accepts connections on a thread each; subclasses route HTTP requests and websocket upgrades.
+
+    Two threads per websocket client (its reader and its writer): 1,000 clients (500 streams, a
+    service and a student on each) are about 2,000 mostly idle threads, which Linux handles well;
+    the listen backlog and the open files limit are raised so that many can connect at once."""
 
     server_name = "server"
     ws_prefix = "/ws/"  # websocket paths: ws_prefix + non-empty name
@@ -818,7 +839,9 @@ class BaseServer:
         self._listener = socket.socket(family, socket.SOCK_STREAM)
         self._listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._listener.bind((bind, port))
-        self._listener.listen(128)
+        # 500 services connecting at once after a restart must not overflow the accept queue
+        self._listener.listen(LISTEN_BACKLOG)
+        raise_open_files_limit()
         self._listener.settimeout(0.5)
         self.bind = bind
         self.port: int = self._listener.getsockname()[1]

@@ -42,6 +42,7 @@ class ServeConfig:
     batch_size: int = 300
     backoff_initial_s: float = 0.1
     backoff_max_s: float = 10.0
+    backoff_local_max_s: float = 0.5
     connect_timeout_s: float = 5.0
     answer_ttl_s: float = 10.0
     stop_timeout_s: float = 25.0
@@ -79,6 +80,14 @@ _SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], Any, str], ...] = (
         "first reconnect delay ceiling, s",
     ),
     ("--backoff-max", "backoff_max_s", "BACKOFF_MAX", float, 10.0, "reconnect delay cap, s"),
+    (
+        "--backoff-local-max",
+        "backoff_local_max_s",
+        "BACKOFF_LOCAL_MAX",
+        float,
+        0.5,
+        "reconnect delay cap for a relay on this machine (loopback URL), s",
+    ),
     ("--connect-timeout", "connect_timeout_s", "CONNECT_TIMEOUT", float, 5.0, "websocket connect timeout, s"),
     (
         "--answer-ttl",
@@ -248,8 +257,8 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
             raise ConfigError(f"{dest.replace('_', '-')} must be a positive number, got {value}")
 
     for dest in ("status_interval_s", "queue_size", "queue_bytes", "batch_size", "backoff_initial_s",
-                 "backoff_max_s", "connect_timeout_s", "answer_ttl_s", "stop_timeout_s",
-                 "request_rate", "request_burst"):  # fmt: skip
+                 "backoff_max_s", "backoff_local_max_s", "connect_timeout_s", "answer_ttl_s",
+                 "stop_timeout_s", "request_rate", "request_burst"):  # fmt: skip
         positive(dest)
     positive("send_spacing_ms", allow_zero=True)
     if values["send_spacing_ms"] > 1000:
@@ -269,6 +278,7 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
         batch_size=values["batch_size"],
         backoff_initial_s=values["backoff_initial_s"],
         backoff_max_s=values["backoff_max_s"],
+        backoff_local_max_s=values["backoff_local_max_s"],
         connect_timeout_s=values["connect_timeout_s"],
         answer_ttl_s=values["answer_ttl_s"],
         stop_timeout_s=values["stop_timeout_s"],

@@ -1,11 +1,18 @@
-"""Wires readers, inbox, worker and senders together; runs until stopped; stops without loss.
+"""Wires the event loop, inbox, worker and senders together; runs until stopped; stops without loss.
 
-Stop order (SIGTERM/SIGINT): readers stop reading (socket read side shut, so no new messages enter),
-the worker drains the inbox into the store, the senders get a short time to deliver answers to what
-was read, the sockets close, the status file is written one last time.
+Threads: the main thread (status file, stop flag), one event loop over every stream's socket
+(service/loop.py: reading, pings, paced answers, reconnects), a small fixed pool of connect threads
+for the handshakes, and the worker (store and answer). Their number does not grow with the streams.
+
+Stop order (SIGTERM/SIGINT): the loop stops reading every socket (no new messages enter), the worker
+drains the inbox into the store, the loop gets a short time to deliver answers to what was read, the
+sockets close, the status file is written one last time.
 """
 
 import logging
+import select
+import signal
+import socket
 import sys
 import threading
 import time
@@ -15,8 +22,7 @@ from typing import Callable, List, Optional, Union
 from practable_analytics.service.backoff import Backoff
 from practable_analytics.service.config import ServeConfig
 from practable_analytics.service.inbox import Inbox
-from practable_analytics.service.link import Link
-from practable_analytics.service.reader import Reader
+from practable_analytics.service.loop import Loop, raise_nofile_limit
 from practable_analytics.service.sender import Sender
 from practable_analytics.service.stats import StreamStats, WorkerStats
 from practable_analytics.service.status import build, write_atomic
@@ -24,11 +30,11 @@ from practable_analytics.service.worker import Processor, Worker
 
 LOG = logging.getLogger(__name__)
 
-# Readers and senders need little stack; 48 streams x 2 threads x 8 MiB of address space is wasteful.
-SMALL_STACK = 256 * 1024
 SENDER_DRAIN_S = 1.0
 POLL_S = 0.05
-SWITCH_INTERVAL_S = 0.001  # how often the main loop looks at the stop flag
+SWITCH_INTERVAL_S = 0.001  # a busy worker yields the GIL this often: paced sends stay near 1 ms
+FILES_PER_STREAM = 2  # a socket, and room for a reconnect overlapping it
+FILES_BASE = 64  # the database, its WAL and shm, the status file, the wake pair, logs
 
 
 class StopFlag:
@@ -48,6 +54,50 @@ class StopFlag:
         return self._set
 
 
+class _SignalWake:
+    """A descriptor that signals make readable (signal.set_wakeup_fd), to sleep on in select().
+
+    Off the main thread set_wakeup_fd is not allowed; then wait() sleeps at most POLL_S at a time."""
+
+    def __init__(self) -> None:
+        self._r: Optional[socket.socket] = None
+        self._w: Optional[socket.socket] = None
+        self._old = -1
+
+    def __enter__(self) -> "_SignalWake":
+        if threading.current_thread() is threading.main_thread():
+            self._r, self._w = socket.socketpair()
+            self._r.setblocking(False)
+            self._w.setblocking(False)
+            try:
+                self._old = signal.set_wakeup_fd(self._w.fileno())
+            except ValueError:
+                self.__exit__()
+        return self
+
+    def wait(self, timeout: float) -> None:
+        if self._r is None:
+            time.sleep(min(timeout, POLL_S))
+            return
+        readable, _, _ = select.select([self._r], [], [], timeout)
+        if readable:
+            try:
+                while self._r.recv(512):
+                    pass
+            except (BlockingIOError, InterruptedError):
+                pass
+
+    def __exit__(self, *exc: object) -> None:
+        if self._r is not None and self._w is not None:
+            try:
+                signal.set_wakeup_fd(self._old)
+            except ValueError:
+                pass
+            self._r.close()
+            self._w.close()
+        self._r = self._w = None
+
+
 class ServiceError(RuntimeError):
     """The service cannot start (for instance the database cannot be opened)."""
 
@@ -63,36 +113,23 @@ class Service:
         self.inbox = Inbox(n, max_items=config.queue_size, max_bytes=config.queue_bytes)
         self.stream_stats = [StreamStats(s.name, s.url) for s in config.streams]
         self.worker_stats = WorkerStats()
-        self.links = [Link() for _ in config.streams]
-        self.read_stop = threading.Event()
-        self.senders: List[Sender] = []
-        self.readers: List[Reader] = []
+        self.senders: List[Sender] = [
+            Sender(stats.name, stats, index=i, spacing_s=config.send_spacing_s, ttl_s=config.answer_ttl_s)
+            for i, stats in enumerate(self.stream_stats)
+        ]
         self._status_failed = False
-        old = threading.stack_size()
-        try:
-            threading.stack_size(SMALL_STACK)
-            for link, stats in zip(self.links, self.stream_stats):
-                self.senders.append(
-                    Sender(
-                        stats.name, link, stats, spacing_s=config.send_spacing_s, ttl_s=config.answer_ttl_s
-                    )
-                )
-            for i, (s, link, stats) in enumerate(zip(config.streams, self.links, self.stream_stats)):
-                backoff = Backoff(config.backoff_initial_s, config.backoff_max_s)
-                self.readers.append(
-                    Reader(
-                        index=i,
-                        url=s.url,
-                        inbox=self.inbox,
-                        link=link,
-                        stats=stats,
-                        backoff=backoff,
-                        stop=self.read_stop,
-                        connect_timeout_s=config.connect_timeout_s,
-                    )
-                )
-        finally:
-            threading.stack_size(old)
+        backoffs = [
+            Backoff.for_url(s.url, config.backoff_initial_s, config.backoff_max_s, config.backoff_local_max_s)
+            for s in config.streams
+        ]
+        self.loop = Loop(
+            urls=[s.url for s in config.streams],
+            stats=self.stream_stats,
+            senders=self.senders,
+            backoffs=backoffs,
+            inbox=self.inbox,
+            connect_timeout_s=config.connect_timeout_s,
+        )
         self.worker = Worker(
             inbox=self.inbox,
             make_processor=make_processor,
@@ -106,7 +143,7 @@ class Service:
         )
 
     def start(self) -> None:
-        """Open the store (on the worker thread), then start senders and readers."""
+        """Open the store (on the worker thread), then start the event loop."""
         # A busy worker holds the GIL for up to the switch interval (Python's default: 5 ms) while a
         # sender waits to send the next paced message: a 1 ms slice keeps pacing near its 1 ms.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
@@ -114,35 +151,45 @@ class Service:
         self.worker.ready.wait()
         if self.worker.failed is not None:
             raise ServiceError(str(self.worker.failed))
-        for sender in self.senders:
-            sender.start()
-        for reader in self.readers:
-            reader.start()
+        raise_nofile_limit(FILES_BASE + FILES_PER_STREAM * len(self.senders))
+        self.loop.start()
         self.state = "running"
-        LOG.info("serving %d stream(s) into %s", len(self.readers), self.config.db)
+        LOG.info("serving %d stream(s) into %s", len(self.senders), self.config.db)
 
     def run(self, stop: Union[StopFlag, threading.Event]) -> int:
         """Write the status file every interval until stop is set, then stop cleanly; exit status.
 
-        Polls the flag (no waiting on a lock) so that a signal handler setting it can never deadlock.
+        Never waits on a lock a signal handler could need (that can deadlock): on the main thread it
+        sleeps in select() on the signal wake-up descriptor, which a signal makes readable, so it
+        wakes once per status interval and at once on SIGTERM, not 20 times a second.
         """
         interval = self.config.status_interval_s
         self.write_status()
         next_status = time.monotonic() + interval
         rc = 0
-        while not stop.is_set():
-            time.sleep(POLL_S)
-            if time.monotonic() >= next_status:
+        with _SignalWake() as wake:
+            while not stop.is_set():
+                wait = max(0.0, next_status - time.monotonic())
+                if isinstance(stop, threading.Event):
+                    stop.wait(wait)  # no signal handler sets an Event: no deadlock possible
+                else:
+                    wake.wait(wait)
+                if time.monotonic() < next_status:
+                    continue
                 next_status = max(next_status + interval, time.monotonic())
                 self.write_status()
                 if not self.worker.is_alive():
                     LOG.error("worker thread ended unexpectedly; stopping")
                     rc = 1
                     break
+                if not self.loop.is_alive():
+                    LOG.error("event loop thread ended unexpectedly; stopping")
+                    rc = 1
+                    break
         name = getattr(stop, "signal_name", None)
         if name:
             LOG.info("received %s", name)
-        if self.shutdown():
+        if self.shutdown() and rc == 0:
             rc = 1
         return rc
 
@@ -154,37 +201,34 @@ class Service:
         deadline = time.monotonic() + budget
         self.state = "stopping"
         LOG.info("stopping: %d messages queued", len(self.inbox))
-        for reader in self.readers:
-            reader.stop()
-        for reader in self.readers:
-            if reader.ident is not None:
-                reader.join(max(0.0, min(0.5, deadline - time.monotonic())))
+        if self.loop.ident is not None:
+            self.loop.stop_reading(max(0.0, min(0.5, deadline - time.monotonic())))
         self.inbox.close()
-        # The worker gets what it needs, short of the sender's slice of the budget.
+        # The worker gets what it needs, short of the senders' slice of the budget.
         if self.worker.ident is not None:
             self.worker.join(max(0.1, deadline - time.monotonic() - 0.5))
-        unstored = self.worker.unstored()
         if self.worker.is_alive():
-            self.worker.abandon.set()
-            LOG.error("stop: %d received messages are NOT stored at the deadline", unstored)
+            self.worker.abandon.set()  # past the deadline: the count below is logged at ERROR
         drain = max(0.0, min(SENDER_DRAIN_S, deadline - time.monotonic() - 0.2))
         for sender in self.senders:
             sender.stop(drain_s=drain)
-        for sender in self.senders:
-            if sender.ident is not None:
-                sender.join(max(0.0, deadline - time.monotonic()))
-        for reader, stats in zip(self.readers, self.stream_stats):
-            reader.close_socket()
+        if self.loop.ident is not None:
+            self.loop.drained.wait(max(0.0, deadline - time.monotonic()))
+            self.loop.close(max(0.1, min(1.0, deadline - time.monotonic())))
+        for stats in self.stream_stats:
             stats.set_connected(False)
         self.state = "stopped"
         self.write_status()
+        left = self.worker.unstored()
         LOG.info(
             "stopped: %d messages stored in %d commits, %d unstored",
             self.worker_stats.messages,
             self.worker_stats.batches,
-            unstored,
+            left,
         )
-        return unstored
+        if left:
+            LOG.error("stop: %d received messages are NOT stored at the deadline", left)
+        return left
 
     def status(self) -> dict:
         return build(

@@ -1,0 +1,266 @@
+"""Host benchmark: issue 9's table configuration, one `serve` process per stream on a shared database.
+
+Run from analytics_src: ``python benchmarks/bench_hosts.py [--messages 1000] [--runs 3]``.
+
+Four `serve` processes, one stream each, all writing one SQLite file; the relay host stand-in as its
+own process; two students per stream (each its own websocket client, as a lab UI is).
+
+1. ingest: every student sends its share of ``--messages`` per stream, on all four streams at once,
+   0.5 ms apart per stream (the relay drops what meets its writer busy: this is about as fast as
+   the stand-in forwards them). CPU is every thread of every serve process
+   (``/proc/<pid>/task/*/schedstat``), from the first message sent until 0.3 s after the last one is
+   in the database (seen by polling it read-only from here, which costs serve nothing), divided by
+   the messages stored; the relay's drops are printed, and not counted as messages.
+2. all_feedback round trip with 10 fresh messages before: per stream in turn, a student sends 10
+   analytics messages (1 ms apart), then ``all_feedback``; the time from the request until its fifth
+   message arrives at the student; 20 requests per stream; p95.
+3. the same with the four streams asking at once; p95.
+4. RSS of each serve process at the end (mean over the four).
+
+Median of ``--runs`` runs (fresh processes and database each), each with its ratio against the
+original design's figures measured in the same configuration: 180.6 us per message, 38.4 ms, 82 ms,
+120.6 MiB. Never asserts anything; numbers depend on the machine and its load (printed).
+"""
+
+import argparse
+import glob
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+from typing import Dict, List, Optional
+
+import psutil
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE.parent / "tests"))
+
+from bench_service import StandinProcess, env, serve_cmd, status_of, stop  # noqa: E402
+from service_helpers import SPINNER_LOGS, all_feedback, analytics, dumps, query, relay_standin  # noqa: E402
+
+ORIGINAL = {"cpu_us": 180.6, "p95_ms": 38.4, "p95_4_ms": 82.0, "rss_mib": 120.6}
+ALL_FEEDBACK = ["student_graph", "comparison_graph", "task_identification", "indicators", "centroids"]
+STREAMS = 4
+PUSH_GAP_S = 0.0005
+
+
+def process_cpu_ns(pid: int) -> int:
+    """CPU time of every thread of the process, ns (first field of each task's schedstat)."""
+    total = 0
+    for path in glob.glob(f"/proc/{pid}/task/*/schedstat"):
+        try:
+            with open(path, encoding="ascii") as handle:
+                total += int(handle.read().split()[0])
+        except (OSError, ValueError, IndexError):
+            continue  # a thread that ended meanwhile
+    return total
+
+
+def pct(values: List[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    values = sorted(values)
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+def wait_answer(client: relay_standin.WSClient, user: str, timeout: float = 3.0) -> Optional[float]:
+    """Seconds until the fifth response for user arrives (None if it does not); the request has
+    just been sent."""
+    got: List[str] = []
+    t0 = time.perf_counter()
+    deadline = time.monotonic() + timeout
+    while len(got) < 5 and time.monotonic() < deadline:
+        try:
+            text = client.recv(timeout=max(0.01, deadline - time.monotonic()))
+        except OSError:
+            break
+        if not isinstance(text, str):
+            continue
+        try:
+            message = json.loads(text)
+        except ValueError:
+            continue
+        if isinstance(message, dict) and message.get("type") == "response" and message.get("user") == user:
+            got.append(str(message.get("content")))
+    return time.perf_counter() - t0 if got == ALL_FEEDBACK else None
+
+
+def connected(status: Path) -> bool:
+    return any(s.get("connected") for s in status_of(status).get("streams", {}).values())
+
+
+class Rig:
+    def __init__(self, tmp: Path, standin: StandinProcess, run: int) -> None:
+        self.names = [f"h{run}s{i}" for i in range(STREAMS)]
+        self.db = tmp / f"hosts{run}.db"
+        self.status = [tmp / f"hosts{run}-{i}.json" for i in range(STREAMS)]
+        self.procs = [
+            subprocess.Popen(serve_cmd(self.db, [standin.url(n)], st, "--status-interval", "1"), env=env())
+            for n, st in zip(self.names, self.status)
+        ]
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if all(
+                any(s.get("connected") for s in status_of(st).get("streams", {}).values())
+                for st in self.status
+            ):
+                break
+            time.sleep(0.05)
+        # two students per stream
+        self.students = [
+            [relay_standin.WSClient.connect(standin.url(n)) for _ in range(2)] for n in self.names
+        ]
+        self.t = 1_700_000_000_000
+
+    def users(self, i: int) -> List[str]:
+        return [f"{self.names[i]}-a", f"{self.names[i]}-b"]
+
+    def stored(self) -> int:
+        try:
+            return int(query(self.db, "SELECT COUNT(*) FROM events")[0][0])
+        except Exception:  # noqa: BLE001 (the schema may not be there yet)
+            return 0
+
+    def ingest(self, per_stream: int) -> Dict[str, float]:
+        before = self.stored()
+        cpu0 = sum(process_cpu_ns(p.pid) for p in self.procs)
+        start = threading.Barrier(STREAMS + 1)
+
+        def push(i: int) -> None:
+            a, b = self.students[i]
+            ua, ub = self.users(i)
+            frames = []
+            for k in range(per_stream):
+                user = ua if k % 2 == 0 else ub
+                frames.append(dumps(analytics(self.t + k, SPINNER_LOGS[k % 6], user=user)))
+            start.wait()
+            for k, text in enumerate(frames):
+                (a if k % 2 == 0 else b).send_text(text)
+                # the relay drops a message that meets its writer toward serve still busy: a short
+                # pause lets it forward each one (as fast as it forwards, not as fast as we write)
+                time.sleep(PUSH_GAP_S)
+
+        threads = [threading.Thread(target=push, args=(i,)) for i in range(STREAMS)]
+        for th in threads:
+            th.start()
+        start.wait()
+        t0 = time.monotonic()
+        for th in threads:
+            th.join()
+        self.t += per_stream
+        # until the relay stops delivering and everything delivered is stored
+        last, since = -1, time.monotonic()
+        while time.monotonic() - t0 < 120:
+            n = self.stored()
+            if n != last:
+                last, since = n, time.monotonic()
+            elif time.monotonic() - since >= 0.5:
+                break
+            time.sleep(0.01)
+        done_at = since  # the last change seen: the last message stored
+        time.sleep(max(0.0, done_at + 0.3 - time.monotonic()))
+        cpu = sum(process_cpu_ns(p.pid) for p in self.procs) - cpu0
+        stored = last - before
+        return {"stored": stored, "sent": STREAMS * per_stream, "cpu_us": cpu / 1000.0 / max(1, stored),
+                "seconds": done_at - t0}  # fmt: skip
+
+    def ask(self, i: int, trial: int) -> Optional[float]:
+        k = trial % 2
+        client = self.students[i][k]
+        user = self.users(i)[k]
+        for j in range(10):
+            self.t += 1
+            client.send_text(dumps(analytics(self.t, SPINNER_LOGS[j % 6], user=user)))
+            time.sleep(0.001)
+        client.send_text(dumps(all_feedback(user=user)))
+        return wait_answer(client, user)
+
+    def round_trips(self, trials: int, together: bool) -> List[float]:
+        out: List[float] = []
+        lock = threading.Lock()
+
+        def one(i: int) -> None:
+            for trial in range(trials):
+                took = self.ask(i, trial)
+                if took is not None:
+                    with lock:
+                        out.append(took * 1000.0)
+                time.sleep(0.02)
+
+        if together:
+            threads = [threading.Thread(target=one, args=(i,)) for i in range(STREAMS)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join()
+        else:
+            for i in range(STREAMS):
+                one(i)
+        return out
+
+    def rss_mib(self) -> float:
+        return statistics.mean(psutil.Process(p.pid).memory_info().rss / 2**20 for p in self.procs)
+
+    def close(self) -> None:
+        for pair in self.students:
+            for c in pair:
+                c.close()
+        for p in self.procs:
+            stop(p)
+
+
+def main(argv: Optional[List[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--messages", type=int, default=1000, help="messages per stream in the ingest")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--trials", type=int, default=20)
+    args = parser.parse_args(argv)
+    print(f"load average before: {os.getloadavg()}")
+    results: Dict[str, List[float]] = {k: [] for k in ORIGINAL}
+    with tempfile.TemporaryDirectory() as tmpdir:
+        tmp = Path(tmpdir)
+        standin = StandinProcess()
+        try:
+            for run in range(args.runs):
+                rig = Rig(tmp, standin, run)
+                try:
+                    time.sleep(0.5)
+                    ing = rig.ingest(args.messages)
+                    lone = rig.round_trips(args.trials, together=False)
+                    together = rig.round_trips(args.trials, together=True)
+                    rss = rig.rss_mib()
+                finally:
+                    rig.close()
+                results["cpu_us"].append(ing["cpu_us"])
+                results["p95_ms"].append(pct(lone, 0.95))
+                results["p95_4_ms"].append(pct(together, 0.95))
+                results["rss_mib"].append(rss)
+                print(f"run {run + 1}: stored {ing['stored']}/{ing['sent']} in {ing['seconds']:.2f} s, "
+                      f"{ing['cpu_us']:.1f} us CPU/message; all_feedback p95 {pct(lone, 0.95):.2f} ms "
+                      f"({len(lone)} complete), 4 at once p95 {pct(together, 0.95):.2f} ms "
+                      f"({len(together)} complete); RSS {rss:.1f} MiB/process")  # fmt: skip
+        finally:
+            standin.stop()
+    labels = {
+        "cpu_us": ("ingest CPU per message (all threads, 4 processes)", "us"),
+        "p95_ms": ("all_feedback p95, 10 fresh messages before", "ms"),
+        "p95_4_ms": ("all_feedback p95, 4 streams asking at once", "ms"),
+        "rss_mib": ("RSS per serve process", "MiB"),
+    }
+    print(f"median of {args.runs} runs:")
+    for key, (label, unit) in labels.items():
+        value = statistics.median(results[key])
+        print(f"  {label:52s} {value:8.2f} {unit:4s} original {ORIGINAL[key]:7.1f} {unit:4s} "
+              f"ratio x{ORIGINAL[key] / value:.2f}")  # fmt: skip
+    print(f"load average after: {os.getloadavg()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
