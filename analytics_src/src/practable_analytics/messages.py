@@ -24,13 +24,12 @@ import json
 import math
 import re
 from dataclasses import dataclass
+from itertools import accumulate
 from typing import Any, Dict, Mapping, Optional, Tuple, cast
 
-import numpy as np
-
+from practable_analytics.cells import FEEDBACK_STATES
 from practable_analytics.events import Event
 from practable_analytics.experiments import Experiment, Registry
-from practable_analytics.taskgraph import FEEDBACK_STATES
 
 __all__ = ["Event", "Parsed", "Request", "feedback_subjects", "parse_message", "parse_text"]
 
@@ -45,6 +44,8 @@ DEFAULT_SUBJECTS = ("Workbook", "Remote work", "Hardware", "UI", "LA", "Other")
 _BAD_ID_CHARS = re.compile("[\x00-\x1f\x7f\ud800-\udfff]")
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_NOT_BRACKET = re.compile(r"[^\[\]{}]+")
+_BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 
 
 @dataclass(frozen=True)
@@ -121,11 +122,8 @@ def too_deep(text: str) -> bool:
     """True when JSON text nests objects/arrays deeper than ``MAX_DEPTH`` (strings ignored)."""
     if text.count("[") + text.count("{") <= MAX_DEPTH:
         return False
-    stripped = _JSON_STRING.sub("", text).encode("utf-8", "surrogatepass")
-    codes = np.frombuffer(stripped, dtype=np.uint8)
-    steps = (codes == ord("[")).astype(np.int64) + (codes == ord("{"))
-    steps -= (codes == ord("]")).astype(np.int64) + (codes == ord("}"))
-    return bool(steps.size and np.cumsum(steps).max() > MAX_DEPTH)
+    brackets = _NOT_BRACKET.sub("", _JSON_STRING.sub("", text))
+    return bool(brackets) and max(accumulate(map(_BRACKET_STEP.__getitem__, brackets))) > MAX_DEPTH
 
 
 def _invalid_event(raw: str, stream: Optional[str]) -> Event:
@@ -173,7 +171,7 @@ def _subjects(exp: Optional[Experiment], course: str) -> Tuple[str, ...]:
     if c is None:
         return exp.feedback_subjects
     prefix = len(exp.name) + len(course) + 2
-    return exp.feedback_subjects + tuple(c.graphs) + tuple(g[prefix:] for g in c.graphs)
+    return exp.feedback_subjects + tuple(c.cells) + tuple(g[prefix:] for g in c.cells)
 
 
 def feedback_subjects(exp: Optional[Experiment], course: str) -> Tuple[str, ...]:
