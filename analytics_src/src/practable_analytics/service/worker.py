@@ -223,7 +223,8 @@ class Worker(threading.Thread):
             left = self._times[0] + self.commit_window_s - time.time()
             if left <= 0:
                 return
-            batch = inbox.get_batch(self.batch_size - len(self._events), left)
+            held = len(self._events)
+            batch = inbox.get_batch(self.batch_size - held, left, min_items=self.commit_min - held)
             if not batch:
                 return
             waiting.extend(self._parse(processor, batch))
