@@ -7,7 +7,8 @@ PROBE = """
 import sys
 from practable_analytics import cli
 parser = cli.build_parser()
-import practable_analytics.commands.serve, practable_analytics.service.runner, practable_analytics.service.processing
+import practable_analytics.commands.serve, practable_analytics.service.runner
+import practable_analytics.service.processing
 from practable_analytics.experiments import Registry
 Registry.load()
 print(sorted(m for m in ("numpy", "pandas", "matplotlib", "networkx", "pyarrow") if m in sys.modules))
