@@ -49,7 +49,7 @@ _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
 _BRACKET_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
 # The standard decoder's own scanner, called directly for the usual frame (one JSON value, no
 # surrounding whitespace); anything else goes through json.loads for its exact verdict.
-_SCAN = json.scanner.make_scanner(json.JSONDecoder())
+_SCAN = json.scanner.make_scanner(json.JSONDecoder())  # type: ignore[arg-type]  # (typeshed: the class)
 
 
 def loads(text: str) -> Any:
