@@ -10,6 +10,11 @@ The package ships spinner and pendulum with their graphs; an operator directory 
 and graphs, or replace shipped ones with the same name. Any invalid file raises
 :class:`DefinitionError` with the file name and the problem; :func:`check` applies the same rules and
 returns every problem instead of stopping at the first (``practable-analytics check``).
+
+Loading needs no numpy (``serve`` never imports it): matrices and positions are kept as tuples of
+floats (``Course.cells``, ``Experiment.unit_xy``/``draw_xy``), and the numpy arrays the offline
+commands use (``Course.graphs``, ``Experiment.unit_positions``/``draw_positions``, ``Registry.graph``)
+are made from them, read-only, on first use.
 """
 
 import csv
@@ -17,13 +22,14 @@ import io
 import json
 import math
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
-
-import numpy as np
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
 from practable_analytics.text import printable
+
+if TYPE_CHECKING:  # numpy is imported only when an array is asked for (offline commands)
+    import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,64}$")
@@ -41,17 +47,63 @@ class DefinitionError(ValueError):
     """An experiment or graph file is invalid; the message starts with the file name."""
 
 
+Matrix = Tuple[Tuple[float, ...], ...]
+"""A comparison graph as rows of floats (row = from, column = to), in the experiment's node order."""
+XY = Tuple[Tuple[float, float], ...]
+"""One (x, y) per node, in the experiment's node order."""
+
+
+def _array(value: Any) -> "np.ndarray":
+    import numpy as np  # noqa: PLC0415 (offline commands only; serve never needs an array)
+
+    arr = np.array(value, dtype=np.float64)
+    arr.setflags(write=False)
+    return arr
+
+
+class _Arrays(Mapping[str, "np.ndarray"]):
+    """Read-only numpy views of a name -> Matrix mapping, each made once on first access."""
+
+    def __init__(self, cells: Mapping[str, Matrix]) -> None:
+        self._cells = cells
+        self._made: Dict[str, np.ndarray] = {}
+
+    def __getitem__(self, key: str) -> "np.ndarray":
+        arr = self._made.get(key)
+        if arr is None:
+            arr = self._made[key] = _array(self._cells[key])
+        return arr
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._cells  # no conversion just to ask
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._cells)
+
+    def __len__(self) -> int:
+        return len(self._cells)
+
+
 @dataclass(frozen=True)
 class Course:
     """The comparison graphs of one experiment and course."""
 
     name: str
-    graphs: Mapping[str, np.ndarray]
-    """Full graph name (``spinner-engdes1-2``) -> float64 (n, n) matrix in the experiment's node order."""
+    cells: Mapping[str, Matrix]
+    """Full graph name (``spinner-engdes1-2``) -> (n, n) matrix as rows of floats, sorted by name."""
     all_graph: Optional[str]
     """``<exp>-<course>-all`` when that graph exists."""
     centroid_keys: Mapping[str, str]
     """Response key (``task1core``) -> full graph name, for the centroids answer."""
+    _arrays: _Arrays = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_arrays", _Arrays(self.cells))
+
+    @property
+    def graphs(self) -> Mapping[str, "np.ndarray"]:
+        """Full graph name -> read-only float64 (n, n) numpy array (made on first access)."""
+        return self._arrays
 
 
 @dataclass(frozen=True)
@@ -61,10 +113,27 @@ class Experiment:
     name: str
     nodes: Tuple[str, ...]
     log_map: Mapping[str, int]
-    unit_positions: np.ndarray
-    draw_positions: np.ndarray
+    unit_xy: XY
+    """Centroid (unit) positions of the nodes."""
+    draw_xy: XY
+    """Pixel positions for vis-network."""
     courses: Mapping[str, Course]
     feedback_subjects: Tuple[str, ...]
+    _arrays: Dict[str, "np.ndarray"] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    @property
+    def unit_positions(self) -> "np.ndarray":
+        """``unit_xy`` as a read-only float64 (n, 2) numpy array."""
+        if "unit" not in self._arrays:
+            self._arrays["unit"] = _array(self.unit_xy)
+        return self._arrays["unit"]
+
+    @property
+    def draw_positions(self) -> "np.ndarray":
+        """``draw_xy`` as a read-only float64 (n, 2) numpy array."""
+        if "draw" not in self._arrays:
+            self._arrays["draw"] = _array(self.draw_xy)
+        return self._arrays["draw"]
 
     def resolve_graph(self, course: str, name: str) -> Optional[str]:
         """Full name of a comparison graph of this experiment given as a full name or a task suffix.
@@ -73,19 +142,24 @@ class Experiment:
         (``all`` -> ``spinner-<course>-all``). None when there is no such graph.
         """
         for other in self.courses.values():
-            if name in other.graphs:
+            if name in other.cells:
                 return name
         c = self.courses.get(course)
         if c is not None:
             full = f"{self.name}-{course}-{name}"
-            if full in c.graphs:
+            if full in c.cells:
                 return full
         return None
 
-    def graph(self, name: str) -> Optional[np.ndarray]:
+    def graph(self, name: str) -> Optional["np.ndarray"]:
         """The matrix of a graph of this experiment by full name."""
         course = self.courses.get(_course_of(self.name, name))
         return None if course is None else course.graphs.get(name)
+
+    def graph_cells(self, name: str) -> Optional[Matrix]:
+        """The matrix of a graph of this experiment by full name, as rows of floats."""
+        course = self.courses.get(_course_of(self.name, name))
+        return None if course is None else course.cells.get(name)
 
 
 @dataclass(frozen=True)
@@ -95,8 +169,8 @@ class _Definition:
     name: str
     nodes: Tuple[str, ...]
     log_map: Dict[str, int]
-    unit_positions: np.ndarray
-    draw_positions: np.ndarray
+    unit_positions: XY
+    draw_positions: XY
     feedback_subjects: Tuple[str, ...]
     centroid_keys: Dict[str, Dict[str, str]]  # course -> key -> task suffix
 
@@ -119,28 +193,28 @@ def _read_text(path: Path) -> str:
         raise _fail(path, f"cannot read: {exc}") from exc
 
 
-def _position_table(path: Path, value: Any, key: str, nodes: Tuple[str, ...]) -> np.ndarray:
+def _position_table(path: Path, value: Any, key: str, nodes: Tuple[str, ...]) -> XY:
     if not isinstance(value, dict) or set(value) != set(nodes):
         raise _fail(path, f"'{key}' must be an object with exactly one [x, y] per node")
-    out = np.zeros((len(nodes), 2), dtype=np.float64)
-    for i, node in enumerate(nodes):
+    out: List[Tuple[float, float]] = []
+    for node in nodes:
         pair = value[node]
         ok = isinstance(pair, list) and len(pair) == 2
         ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in pair)
         if not ok or not all(math.isfinite(v) and abs(v) <= MAX_VALUE for v in pair):
             raise _fail(path, f"'{key}.{node}' must be [x, y] with finite numbers, |v| <= {MAX_VALUE:g}")
-        out[i] = pair
-    return out
+        out.append((float(pair[0]), float(pair[1])))
+    return tuple(out)
 
 
-def _draw_scale(path: Path, value: Any) -> np.ndarray:
+def _draw_scale(path: Path, value: Any) -> Tuple[float, float]:
     """``[sx, sy]``: drawing positions are the unit positions times these, computed at full float
     precision (spinner: ``[200, -200]``, y flipped, so voltage_step is at y = -200 sin 60 degrees)."""
     ok = isinstance(value, list) and len(value) == 2
     ok = ok and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
     if not ok or not all(math.isfinite(v) and v != 0 for v in value):
         raise _fail(path, "'draw_scale' must be [sx, sy] with finite non-zero numbers")
-    return np.array(value, dtype=np.float64)
+    return (float(value[0]), float(value[1]))
 
 
 def _str_list(path: Path, value: Any, key: str) -> List[str]:
@@ -203,8 +277,9 @@ def parse_experiment(path: Path) -> _Definition:
         keys[course] = dict(ck)
     unit = _position_table(path, doc["unit_positions"], "unit_positions", nodes)
     if "draw_scale" in doc:
-        draw = unit * _draw_scale(path, doc["draw_scale"])
-        if not np.all(np.abs(draw) <= MAX_VALUE):
+        sx, sy = _draw_scale(path, doc["draw_scale"])
+        draw = tuple((x * sx, y * sy) for x, y in unit)
+        if not all(abs(v) <= MAX_VALUE for pair in draw for v in pair):
             raise _fail(path, f"'draw_scale' puts a drawing position beyond {MAX_VALUE:g}")
     else:
         draw = _position_table(path, doc["draw_positions"], "draw_positions", nodes)
@@ -219,11 +294,19 @@ def parse_experiment(path: Path) -> _Definition:
     )
 
 
-def parse_graph(path: Path, nodes: Tuple[str, ...], text: Optional[str] = None) -> np.ndarray:
-    """Read one comparison graph CSV and return it in ``nodes`` order (row = from, column = to).
+def parse_graph(path: Path, nodes: Tuple[str, ...], text: Optional[str] = None) -> "np.ndarray":
+    """Read one comparison graph CSV and return it in ``nodes`` order (row = from, column = to), as a
+    float64 numpy array (:func:`parse_cells` without numpy).
 
     ``text`` is the file's content when the caller has read it already (``path`` then only names it).
     """
+    import numpy as np  # noqa: PLC0415 (offline commands only)
+
+    return np.array(parse_cells(path, nodes, text), dtype=np.float64)
+
+
+def parse_cells(path: Path, nodes: Tuple[str, ...], text: Optional[str] = None) -> Matrix:
+    """Read one comparison graph CSV and return it in ``nodes`` order as rows of floats."""
     if text is None:
         text = _read_text(path)
     rows = [r for r in csv.reader(io.StringIO(text)) if any(c.strip() for c in r)]
@@ -236,7 +319,7 @@ def parse_graph(path: Path, nodes: Tuple[str, ...], text: Optional[str] = None) 
         if sorted(got) != expected:
             raise _fail(path, f"{what} names {sorted(got)} do not match the nodes {expected}")
     n = len(nodes)
-    matrix = np.zeros((n, n), dtype=np.float64)
+    matrix = [[0.0] * n for _ in range(n)]
     col_index = [nodes.index(h) for h in header]
     for r, row in enumerate(rows[1:], start=2):
         if len(row) != n + 1:
@@ -249,8 +332,8 @@ def parse_graph(path: Path, nodes: Tuple[str, ...], text: Optional[str] = None) 
                 raise _fail(path, f"row {r}: {cell!r} is not a number") from None
             if not math.isfinite(value) or not 0 <= value <= MAX_VALUE:
                 raise _fail(path, f"row {r}: {cell!r} must be finite, >= 0 and <= {MAX_VALUE:g}")
-            matrix[i, j] = value
-    return matrix
+            matrix[i][j] = value
+    return tuple(tuple(row) for row in matrix)
 
 
 class Registry:
@@ -258,11 +341,11 @@ class Registry:
 
     def __init__(self, experiments: Mapping[str, Experiment]) -> None:
         self._experiments = dict(experiments)
-        self._graphs: Dict[str, Tuple[Experiment, np.ndarray]] = {}
+        self._graphs: Dict[str, Tuple[Experiment, Course]] = {}
         for exp in self._experiments.values():
             for course in exp.courses.values():
-                for gname, matrix in course.graphs.items():
-                    self._graphs[gname] = (exp, matrix)
+                for gname in course.cells:
+                    self._graphs[gname] = (exp, course)
 
     @classmethod
     def load(cls, extra_dir: Optional[Path] = None) -> "Registry":
@@ -284,9 +367,10 @@ class Registry:
         """Names of all experiments, sorted."""
         return sorted(self._experiments)
 
-    def graph(self, name: str) -> Optional[Tuple[Experiment, np.ndarray]]:
+    def graph(self, name: str) -> Optional[Tuple[Experiment, "np.ndarray"]]:
         """The experiment and matrix of a comparison graph by full name, or None."""
-        return self._graphs.get(name)
+        found = self._graphs.get(name)
+        return None if found is None else (found[0], found[1].graphs[name])
 
 
 def check(extra_dir: Optional[Path] = None) -> List[str]:
@@ -327,7 +411,7 @@ def _load(extra_dir: Optional[Path], problem: Callable[[DefinitionError], None])
             defs[d.name] = d
         for path in sorted(graph_dir.glob("*.csv")):
             graph_files[path.stem] = path
-    graphs: Dict[str, Dict[str, Dict[str, np.ndarray]]] = {name: {} for name in defs}
+    graphs: Dict[str, Dict[str, Dict[str, Matrix]]] = {name: {} for name in defs}
     for gname, path in graph_files.items():
         owners = [e for e in (*defs, *broken) if gname.startswith(e + "-")]
         if not owners:
@@ -342,7 +426,7 @@ def _load(extra_dir: Optional[Path], problem: Callable[[DefinitionError], None])
             problem(_fail(path, f"graph name {gname!r} is not <exp>-<course>-<task>"))
             continue
         try:
-            graphs[exp].setdefault(parts[0], {})[gname] = parse_graph(path, defs[exp].nodes)
+            graphs[exp].setdefault(parts[0], {})[gname] = parse_cells(path, defs[exp].nodes)
         except DefinitionError as exc:
             broken_graphs.add(gname)
             problem(exc)
@@ -364,23 +448,19 @@ def _load(extra_dir: Optional[Path], problem: Callable[[DefinitionError], None])
                 prefix = len(name) + len(cname) + 2
                 keys = {g[prefix:]: g for g in sorted(cgraphs)}
                 keys = {k: g for k, g in keys.items() if k not in RESERVED_CENTROID_KEYS}
-            for m in cgraphs.values():
-                m.setflags(write=False)
             all_name = f"{name}-{cname}-all"
             courses[cname] = Course(
                 name=cname,
-                graphs=dict(sorted(cgraphs.items())),
+                cells=dict(sorted(cgraphs.items())),
                 all_graph=all_name if all_name in cgraphs else None,
                 centroid_keys=keys,
             )
-        for arr in (d.unit_positions, d.draw_positions):
-            arr.setflags(write=False)
         experiments[name] = Experiment(
             name=name,
             nodes=d.nodes,
             log_map=d.log_map,
-            unit_positions=d.unit_positions,
-            draw_positions=d.draw_positions,
+            unit_xy=d.unit_positions,
+            draw_xy=d.draw_positions,
             courses=courses,
             feedback_subjects=d.feedback_subjects,
         )

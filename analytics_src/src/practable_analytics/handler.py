@@ -124,7 +124,7 @@ class Handler:
     def _answer(self, request: Request) -> List[Dict[str, Any]]:
         exp = self._registry.experiment(request.exp)
         assert exp is not None  # checked by Responder.check
-        matrix = self._store.matrix(request.user, request.exp, request.course, len(exp.nodes))
+        matrix = self._store.cells(request.user, request.exp, request.course, len(exp.nodes))
         counts: Dict[str, int] = {}
         if request.content in NEEDS_FEEDBACK_COUNTS:
             counts = self._store.feedback_counts(request.user, request.exp, request.course)

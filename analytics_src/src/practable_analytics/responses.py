@@ -4,16 +4,17 @@
 Parts that depend only on the registry (node lists, comparison graph answers) are built once. Answers
 share those precomputed parts: treat every returned dict as read-only. :func:`encode` is the single
 wire encoding used by ``replay`` and the service.
+
+Matrices are rows of floats (:mod:`practable_analytics.cells`): answering never imports numpy.
 """
 
 import json
 import math
 from typing import Any, Callable, Dict, List, Mapping, Optional, Tuple
 
-import numpy as np
-
-from practable_analytics import taskgraph
-from practable_analytics.experiments import Experiment, Registry
+from practable_analytics import cells
+from practable_analytics.cells import Cells
+from practable_analytics.experiments import Experiment, Matrix, Registry
 from practable_analytics.messages import Request, error_object
 
 GRAPH_CONTENTS = ("student_graph", "comparison_graph")
@@ -60,18 +61,20 @@ def _nodes(exp: Experiment) -> List[Dict[str, Any]]:
     return [
         {"id": name, "label": name, "shape": "dot", "size": 10, "color": "#97c2fc",
          "x": _number(x), "y": _number(y), "physics": False}
-        for name, (x, y) in zip(exp.nodes, exp.draw_positions.tolist())
+        for name, (x, y) in zip(exp.nodes, exp.draw_xy)
     ]  # fmt: skip
 
 
-def graph_fields(exp: Experiment, matrix: np.ndarray, nodes: List[Dict[str, Any]]) -> Dict[str, Any]:
+def graph_fields(exp: Experiment, matrix: Cells, nodes: List[Dict[str, Any]]) -> Dict[str, Any]:
     """``nodes``, ``edges`` (one per non-zero cell, row-major) and ``node_info`` of a matrix."""
     names = exp.nodes
     edges = [
         {"from": names[i], "to": names[j], "width": _number(w), "label": str(int(w)), "arrows": "to"}
-        for i, j, w in ((int(i), int(j), float(matrix[i, j])) for i, j in zip(*np.nonzero(matrix)))
+        for i, row in enumerate(matrix)
+        for j, w in enumerate(row)
+        if w != 0
     ]
-    centrality = dict(zip(names, taskgraph.in_centrality(matrix).tolist()))
+    centrality = dict(zip(names, cells.in_centrality(matrix)))
     return {"nodes": nodes, "edges": edges, "node_info": {"in_centrality": centrality}}
 
 
@@ -92,24 +95,23 @@ class Responder:
             assert exp is not None
             self._nodes[name] = nodes = _nodes(exp)
             vertices = [
-                {"name": n, "x": float(x), "y": float(y)}
-                for n, (x, y) in zip(exp.nodes, exp.unit_positions.tolist())
+                {"name": n, "x": float(x), "y": float(y)} for n, (x, y) in zip(exp.nodes, exp.unit_xy)
             ]
             self._centroids[(name, "")] = {"all": [None, None], "vertices": vertices}
             for course in exp.courses.values():
-                for gname, matrix in course.graphs.items():
+                for gname, matrix in course.cells.items():
                     self._graphs[gname] = graph_fields(exp, matrix, nodes)
                 fixed: Dict[str, Any] = {
-                    key: list(taskgraph.centroid(course.graphs[g], exp.unit_positions))
+                    key: list(cells.centroid(course.cells[g], exp.unit_xy))
                     for key, g in course.centroid_keys.items()
                 }
-                all_graph = course.graphs.get(course.all_graph or "")
+                all_graph = course.cells.get(course.all_graph or "")
                 fixed["all"] = [None, None]
                 if all_graph is not None:
-                    fixed["all"] = list(taskgraph.centroid(all_graph, exp.unit_positions))
+                    fixed["all"] = list(cells.centroid(all_graph, exp.unit_xy))
                 fixed["vertices"] = vertices
                 self._centroids[(name, course.name)] = fixed
-        self._contents: Dict[str, Callable[[Experiment, Request, np.ndarray, Mapping[str, int]], List[dict]]]
+        self._contents: Dict[str, Callable[[Experiment, Request, Cells, Mapping[str, int]], List[dict]]]
         self._contents = {
             "student_graph": self._student_graph,
             "comparison_graph": self._comparison_graph,
@@ -139,7 +141,7 @@ class Responder:
             return error_object(request.user, request.content, str(exc))
         return None
 
-    def answer(self, request: Request, matrix: np.ndarray, feedback_counts: Mapping[str, int]) -> List[dict]:
+    def answer(self, request: Request, matrix: Cells, feedback_counts: Mapping[str, int]) -> List[dict]:
         """Answers to a request that passed :meth:`check`; an error object list if it did not."""
         error = self.check(request)
         if error is not None:
@@ -171,77 +173,75 @@ class Responder:
         return name
 
     @staticmethod
-    def _comparison_set(exp: Experiment, request: Request) -> Tuple[Mapping[str, np.ndarray], bool]:
+    def _comparison_set(exp: Experiment, request: Request) -> Tuple[Mapping[str, Matrix], bool]:
         course = exp.courses.get(request.course)
         if course is None:
             raise NotAnswerableError("no comparison graphs for this exp and course")
         algorithm = request.payload.get("algorithm", "task_distance")
         if algorithm not in ("task_distance", "ged"):
             raise NotAnswerableError("invalid field: payload.algorithm")
-        return course.graphs, algorithm == "ged"
+        return course.cells, algorithm == "ged"
 
     # -- contents --------------------------------------------------------------------------------
 
     def _student_graph(
-        self, exp: Experiment, request: Request, matrix: np.ndarray, _: Mapping[str, int]
+        self, exp: Experiment, request: Request, matrix: Cells, _: Mapping[str, int]
     ) -> List[dict]:
         out = self._head(request, "student_graph")
         out.update(graph_fields(exp, matrix, self._nodes[exp.name]))
         return [out]
 
     def _comparison_graph(
-        self, exp: Experiment, request: Request, _m: np.ndarray, _c: Mapping[str, int]
+        self, exp: Experiment, request: Request, _m: Cells, _c: Mapping[str, int]
     ) -> List[dict]:
         out = self._head(request, "comparison_graph")
         out.update(self._graphs[self._graph_name(exp, request, "graph")])
         return [out]
 
     def _task_identification(
-        self, exp: Experiment, request: Request, matrix: np.ndarray, _: Mapping[str, int]
+        self, exp: Experiment, request: Request, matrix: Cells, _: Mapping[str, int]
     ) -> List[dict]:
         graphs, use_ged = self._comparison_set(exp, request)
         if use_ged:
-            tasks: Dict[str, Optional[float]] = {
-                g: taskgraph.ged(matrix, expert) for g, expert in graphs.items()
-            }
+            tasks: Dict[str, Optional[float]] = {g: cells.ged(matrix, expert) for g, expert in graphs.items()}
         else:
-            tasks = {g: taskgraph.task_distance(matrix, expert) for g, expert in graphs.items()}
+            tasks = {g: cells.task_distance(matrix, expert) for g, expert in graphs.items()}
         out = self._head(request, "task_identification")
         out["tasks"] = tasks
         return [out]
 
     def _indicators(
-        self, exp: Experiment, request: Request, matrix: np.ndarray, counts: Mapping[str, int]
+        self, exp: Experiment, request: Request, matrix: Cells, counts: Mapping[str, int]
     ) -> List[dict]:
         course = exp.courses.get(request.course)
         all_graph = None
         if course is not None and course.all_graph is not None:
-            all_graph = course.graphs[course.all_graph]
+            all_graph = course.cells[course.all_graph]
         out = self._head(request, "indicators")
-        out["indicators"] = taskgraph.indicators(matrix, all_graph, counts)
+        out["indicators"] = cells.indicators(matrix, all_graph, counts)
         return [out]
 
     def _centroids_answer(
-        self, exp: Experiment, request: Request, matrix: np.ndarray, _: Mapping[str, int]
+        self, exp: Experiment, request: Request, matrix: Cells, _: Mapping[str, int]
     ) -> List[dict]:
         fixed = self._centroids.get((exp.name, request.course)) or self._centroids[(exp.name, "")]
-        centroids: Dict[str, Any] = {"student": list(taskgraph.centroid(matrix, exp.unit_positions))}
+        centroids: Dict[str, Any] = {"student": list(cells.centroid(matrix, exp.unit_xy))}
         centroids.update(fixed)
         out = self._head(request, "centroids")
         out["centroids"] = centroids
         return [out]
 
     def _task_feedback(
-        self, exp: Experiment, request: Request, matrix: np.ndarray, _: Mapping[str, int]
+        self, exp: Experiment, request: Request, matrix: Cells, _: Mapping[str, int]
     ) -> List[dict]:
-        expert = exp.graph(self._graph_name(exp, request, "task"))
+        expert = exp.graph_cells(self._graph_name(exp, request, "task"))
         assert expert is not None
         out = self._head(request, "task_feedback")
-        out["feedback"] = taskgraph.task_feedback(matrix, expert, exp.nodes)
+        out["feedback"] = cells.task_feedback(matrix, expert, exp.nodes)
         return [out]
 
     def _all_feedback(
-        self, exp: Experiment, request: Request, matrix: np.ndarray, counts: Mapping[str, int]
+        self, exp: Experiment, request: Request, matrix: Cells, counts: Mapping[str, int]
     ) -> List[dict]:
         """Five messages in order, always: a part that cannot be answered is an error object in its
         place (``request`` = that part's content) and the others are answered (SPEC section 1)."""

@@ -30,12 +30,13 @@ import sqlite3
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Dict, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import TYPE_CHECKING, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 from urllib.parse import quote
 
-import numpy as np
-
 from practable_analytics.events import Event
+
+if TYPE_CHECKING:  # numpy only for the offline commands' matrix(); serving uses cells()
+    import numpy as np
 
 LOG = logging.getLogger(__name__)
 
@@ -463,11 +464,13 @@ class Store:
         _pairs(merged, delta, +1)
         return delta
 
-    def set_legacy_adjacency(self, user: str, exp: str, course: str, matrix: np.ndarray, file: str) -> None:
+    def set_legacy_adjacency(self, user: str, exp: str, course: str, matrix: "np.ndarray", file: str) -> None:
         """Replace the legacy baseline adjacency of (user, exp, course) (zero cells are not stored)."""
         rows = [
-            (user, exp, course, int(i), int(j), float(matrix[i, j]), file)
-            for i, j in zip(*np.nonzero(matrix))
+            (user, exp, course, i, j, float(v), file)
+            for i, row in enumerate(matrix.tolist())
+            for j, v in enumerate(row)
+            if v != 0
         ]
         with self._write("storing a legacy adjacency") as conn:
             conn.execute(
@@ -523,15 +526,21 @@ class Store:
 
     # ------------------------------------------------------------------ reads for answers
 
-    def matrix(self, user: str, exp: str, course: str, n_nodes: int) -> np.ndarray:
+    def matrix(self, user: str, exp: str, course: str, n_nodes: int) -> "np.ndarray":
         """The student's adjacency matrix (float64, n_nodes x n_nodes): at most n*n rows read."""
-        m = np.zeros((n_nodes, n_nodes), dtype=np.float64)
+        import numpy as np  # noqa: PLC0415 (offline commands; serve uses cells())
+
+        return np.array(self.cells(user, exp, course, n_nodes), dtype=np.float64).reshape(n_nodes, n_nodes)
+
+    def cells(self, user: str, exp: str, course: str, n_nodes: int) -> List[List[float]]:
+        """:meth:`matrix` as rows of floats (no numpy): at most n*n rows read."""
+        m = [[0.0] * n_nodes for _ in range(n_nodes)]
         for src, dst, count in self._rows(
             "SELECT src, dst, count FROM transitions WHERE user = ? AND exp = ? AND course = ?",
             (user, exp, course),
         ):
             if 0 <= src < n_nodes and 0 <= dst < n_nodes:
-                m[src, dst] = count
+                m[src][dst] = float(count)
             else:
                 LOG.warning(
                     "transition %d->%d of %s/%s outside %d nodes: ignored", src, dst, exp, course, n_nodes

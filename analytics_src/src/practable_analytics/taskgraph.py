@@ -1,16 +1,19 @@
 """Task-graph analytics (SPEC section 2 and 3) over numpy arrays: no I/O, no store or service.
 
-All matrices are float64 (n, n) with row = from, column = to. Functions return plain Python numbers
-(``float``/``None``) so answers can be JSON-encoded directly; ``None`` means "not defined".
+The offline commands (report, import-legacy) use this module; ``serve`` uses the same formulas over
+plain lists in :mod:`practable_analytics.cells` (no numpy import) and the tests check both give the
+same floats. All matrices are float64 (n, n) with row = from, column = to. Functions return plain
+Python numbers (``float``/``None``) so answers can be JSON-encoded directly; ``None`` means "not defined".
 """
 
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
-POSITIVE_STATES = ("Engaged", "Curious", "Delighted")
-NEGATIVE_STATES = ("Bored", "Confused", "Frustrated", "Surprised", "Anxious")
-FEEDBACK_STATES = POSITIVE_STATES + NEGATIVE_STATES
+from practable_analytics import cells
+from practable_analytics.cells import FEEDBACK_STATES, NEGATIVE_STATES, POSITIVE_STATES
+
+__all__ = ["FEEDBACK_STATES", "NEGATIVE_STATES", "POSITIVE_STATES"]
 
 
 def adjacency(nodes: Sequence[int], n: int) -> np.ndarray:
@@ -80,13 +83,9 @@ def task_feedback(student: np.ndarray, expert: np.ndarray, nodes: Sequence[str])
 
 def centroid(student: np.ndarray, positions: np.ndarray) -> Tuple[Optional[float], Optional[float]]:
     """Mass-weighted mean of node positions, mass = column sums (transitions in); (None, None) if
-    there is no mass."""
-    mass = student.sum(axis=0)
-    total = float(mass.sum())
-    if total == 0:
-        return (None, None)
-    x, y = (mass @ positions) / total
-    return (float(x), float(y))
+    there is no mass. Summed in node order (see :func:`practable_analytics.cells.centroid`, the one
+    definition: a BLAS dot product's summation order depends on the machine)."""
+    return cells.centroid(student.tolist(), positions.tolist())
 
 
 def in_centrality(student: np.ndarray) -> np.ndarray:
@@ -97,9 +96,7 @@ def in_centrality(student: np.ndarray) -> np.ndarray:
 
 def enjoyment(feedback_counts: Mapping[str, int]) -> int:
     """Positive minus negative affective-state reports."""
-    pos = sum(int(feedback_counts.get(s, 0)) for s in POSITIVE_STATES)
-    neg = sum(int(feedback_counts.get(s, 0)) for s in NEGATIVE_STATES)
-    return pos - neg
+    return cells.enjoyment(feedback_counts)
 
 
 def indicators(

@@ -12,7 +12,6 @@ import sys
 from pathlib import Path
 
 from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
-from practable_analytics.legacy import import_dir
 from practable_analytics.text import printable
 
 LOG = logging.getLogger(__name__)
@@ -33,6 +32,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace) -> int:
     """Import the directory and print the report on stdout (progress on stderr)."""
+    from practable_analytics.legacy import import_dir  # noqa: PLC0415 (numpy: not for serve's start)
+
     data_dir = Path(args.data_dir)
     if not data_dir.is_dir():
         return fail(f"{printable(str(data_dir))}: not a directory", 2)

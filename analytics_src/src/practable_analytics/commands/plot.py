@@ -11,7 +11,6 @@ import logging
 from pathlib import Path
 
 from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
-from practable_analytics.plot import Panel, draw_html, draw_png, short_id
 
 LOG = logging.getLogger(__name__)
 
@@ -35,6 +34,8 @@ def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") 
 
 def run(args: argparse.Namespace) -> int:
     """Draw; exit 2 on bad arguments, 1 on runtime failures, with one line on stderr."""
+    from practable_analytics.plot import Panel, draw_html, draw_png, short_id  # noqa: PLC0415 (numpy)
+
     out = Path(args.out)
     kind = out.suffix.lower()
     if kind not in (".png", ".html"):

@@ -8,13 +8,13 @@ first, and the counted feedback. The demo prints the dashboard's answers with th
 
 import argparse
 import sys
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import TYPE_CHECKING, Dict, List, Mapping, Optional, Sequence, Tuple
 
-import numpy as np
-
-from practable_analytics import taskgraph
 from practable_analytics.commands.common import add_db_graphs, fail, load_registry, open_store
 from practable_analytics.experiments import Experiment
+
+if TYPE_CHECKING:  # numpy loads when a report runs, not with every command (serve never needs it)
+    import numpy as np
 
 
 def register(subparsers: "argparse._SubParsersAction[argparse.ArgumentParser]") -> None:
@@ -66,7 +66,7 @@ def ranked(distances: Mapping[str, Optional[float]]) -> List[Tuple[str, Optional
     return sorted(distances.items(), key=lambda kv: (kv[1] is None, kv[1] or 0.0, kv[0]))
 
 
-def matrix_table(nodes: Sequence[str], matrix: np.ndarray) -> List[str]:
+def matrix_table(nodes: Sequence[str], matrix: "np.ndarray") -> List[str]:
     """The matrix as aligned text: numbered columns, rows labelled ``<index> <node>``."""
     labels = [f"{i} {name}" for i, name in enumerate(nodes)]
     cells = [[number(float(v)) for v in row] for row in matrix]
@@ -81,9 +81,11 @@ def matrix_table(nodes: Sequence[str], matrix: np.ndarray) -> List[str]:
 
 
 def section(
-    exp: Experiment, course: str, matrix: np.ndarray, counts: Mapping[str, int], user: str
+    exp: Experiment, course: str, matrix: "np.ndarray", counts: Mapping[str, int], user: str
 ) -> List[str]:
     """The report lines of one (exp, course)."""
+    from practable_analytics import taskgraph  # noqa: PLC0415 (numpy)
+
     lines = [f"user {user}  exp {exp.name}  course {course}", ""]
     total = int(matrix.sum())
     lines.append(f"Transitions ({total}; row = from, column = to):")

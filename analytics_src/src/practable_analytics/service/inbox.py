@@ -11,6 +11,12 @@ see :meth:`Inbox.set_held`) and each stream's share (``max_items // streams``). 
 is lost for certain, while a reader that pauses only lets the relay's bytes pile up in the TCP buffers,
 which hold many seconds of traffic (SPEC section 4) before the relay host starts losing anything.
 Every such episode is logged and counted in the status file (``full_episodes``, ``full_wait_s``).
+
+Wake-ups: a worker waiting in ``get_batch(..., min_items=k)`` (its commit window, see the worker) is
+woken when k items are in, at its timeout, at close, or at once by a frame that may be a request
+(its bytes contain ``request``: a dashboard's answer must not wait for the window). Waking the worker
+for every frame costs more CPU than storing the frame; a request escaped beyond recognition (JSON
+``\u0072equest``) only waits for the window, which ends within 10 ms anyway.
 """
 
 import collections
@@ -23,6 +29,7 @@ LOG = logging.getLogger(__name__)
 
 # (stream index, websocket opcode, payload, receive time in epoch seconds)
 Item = Tuple[int, int, bytes, float]
+REQUEST_MARK = b"request"
 
 
 class Inbox:
@@ -45,6 +52,8 @@ class Inbox:
         self._held_bytes = 0
         self._closed = False
         self._worker_waiting = False
+        self._wake_at = 1  # items that wake the waiting worker (its min_items)
+        self._urgent = False  # a frame that may be a request came in while the worker waited
         self._full = [False] * n_streams  # a stream currently refused room (for episode counting)
         self._full_since = [0.0] * n_streams
         self.pending = [0] * n_streams
@@ -164,6 +173,8 @@ class Inbox:
         queue.append(item)
         self._count += 1
         self._bytes += len(item[2])
+        if self._wake_at > 1 and not self._urgent and REQUEST_MARK in item[2]:
+            self._urgent = True
         pending = len(queue)
         self.pending[stream] = pending
         self.stream_high_water[stream] = max(self.stream_high_water[stream], pending)
@@ -188,7 +199,7 @@ class Inbox:
                     self.max_items,
                 )
         self.high_water_bytes = max(self.high_water_bytes, self._bytes)
-        if self._worker_waiting:
+        if self._worker_waiting and (self._count >= self._wake_at or self._urgent):
             self._not_empty.notify()
 
     def _wait_for_room(self, stream: int, stop: Optional[threading.Event]) -> bool:
@@ -204,16 +215,26 @@ class Inbox:
             self._end_full(stream)
 
     # -- take ------------------------------------------------------------------------------------
-    def get_batch(self, max_items: int, timeout: float) -> List[Item]:
+    def get_batch(self, max_items: int, timeout: float, min_items: int = 1) -> List[Item]:
         """Up to max_items items, taken round-robin from the streams that have some (in each
-        stream's order), waiting at most timeout for the first; [] on timeout or when closed."""
+        stream's order), waiting at most timeout for ``min_items`` of them (or a frame that may be a
+        request, or close); whatever is in at the timeout ([] if nothing, or when closed)."""
         with self._lock:
-            if not self._count and not self._closed and timeout > 0:
+            if self._count < min_items and not self._closed and timeout > 0:
                 self._worker_waiting = True
+                self._wake_at = max(1, min_items)
+                self._urgent = False
+                deadline = time.monotonic() + timeout
                 try:
-                    self._not_empty.wait(timeout)
+                    while self._count < self._wake_at and not self._urgent and not self._closed:
+                        left = deadline - time.monotonic()
+                        if left <= 0:
+                            break
+                        self._not_empty.wait(left)
                 finally:
                     self._worker_waiting = False
+                    self._wake_at = 1
+                    self._urgent = False
             if self._count == 0:
                 return []
             queues = self._queues

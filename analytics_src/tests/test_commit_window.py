@@ -1,0 +1,105 @@
+"""The worker's commit window over a real Inbox, Handler and SQLite file: events trickling in share a
+transaction (fewer commits), a request ends the window at once, nothing waits past the window."""
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List, Tuple
+
+import pytest
+from service_helpers import analytics, dumps, query, request
+
+from practable_analytics.experiments import Registry
+from practable_analytics.service.frames import OP_TEXT
+from practable_analytics.service.inbox import Inbox
+from practable_analytics.service.processing import HandlerProcessor
+from practable_analytics.service.stats import StreamStats, WorkerStats
+from practable_analytics.service.worker import Worker
+
+
+class Capture:
+    def __init__(self) -> None:
+        self.answers: List[Tuple[List[str], float]] = []
+        self.at: List[float] = []
+
+    def submit(self, messages: List[str], received: float) -> None:
+        self.answers.append((messages, received))
+        self.at.append(time.time())
+
+
+def item(message: object) -> Tuple[int, int, bytes, float]:
+    return (0, OP_TEXT, dumps(message).encode(), time.time())
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Tuple[Worker, Inbox, Capture, Path]]:
+    db = tmp_path / "w.db"
+    inbox = Inbox(1)
+    sender = Capture()
+    worker = Worker(
+        inbox=inbox,
+        make_processor=lambda: HandlerProcessor(db, Registry.load()),
+        names=["spin30"],
+        senders=[sender],  # type: ignore[list-item]
+        stream_stats=[StreamStats("spin30", "ws://h/ws/spin30")],
+        stats=WorkerStats(),
+        commit_window_s=0.05,
+        commit_min=64,
+    )
+    worker.start()
+    assert worker.ready.wait(5)
+    yield worker, inbox, sender, db
+    inbox.close()
+    worker.join(10)
+    assert not worker.is_alive()
+
+
+def test_events_trickling_in_share_one_commit_within_the_window(running) -> None:  # type: ignore[no-untyped-def]
+    worker, inbox, _sender, db = running
+    first = time.time()
+    for i in range(10):  # 10 events 2 ms apart: inside one 50 ms window
+        inbox.put_nowait_many([item(analytics(i, "voltage"))])
+        time.sleep(0.002)
+    deadline = time.monotonic() + 5
+    while worker.stats.messages < 10 and time.monotonic() < deadline:
+        time.sleep(0.005)
+    assert worker.stats.messages == 10
+    assert worker.stats.batches <= 2  # without the window: about one commit per event
+    assert worker.stats.last_commit - first < 1.0  # committed, not left waiting
+    assert query(db, "SELECT count(*) FROM events")[0][0] == 10
+
+
+def test_a_request_ends_the_window_at_once(running) -> None:  # type: ignore[no-untyped-def]
+    _worker, inbox, sender, db = running
+    inbox.put_nowait_many([item(analytics(1, "voltage"))])
+    time.sleep(0.005)  # the worker is now waiting in its window for more
+    inbox.put_nowait_many([item(analytics(2, "speed")), item(request("student_graph"))])
+    asked = time.time()
+    deadline = time.monotonic() + 5
+    while not sender.answers and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert sender.answers
+    answer = sender.answers[0][0]
+    assert '"from":"voltage_step","to":"speed_step"' in answer[0]  # both events came before it
+    assert sender.at[0] - asked < 0.04  # well before the 50 ms window would have ended
+    assert query(db, "SELECT count(*) FROM events")[0][0] == 3
+
+
+def test_inbox_min_items_wakes_on_a_request_frame_and_at_the_timeout() -> None:
+    inbox = Inbox(1)
+    inbox.put_nowait_many([item(analytics(1, "voltage"))])
+    start = time.monotonic()
+    got = inbox.get_batch(100, 0.05, min_items=10)  # only 1 in: waits the whole timeout
+    assert len(got) == 1 and time.monotonic() - start >= 0.045
+    timer = threading.Timer(0.01, lambda: inbox.put_nowait_many([item(request("indicators"))]))
+    timer.start()
+    start = time.monotonic()
+    got = inbox.get_batch(100, 2.0, min_items=10)
+    assert len(got) == 1 and time.monotonic() - start < 1.0  # the request woke it
+    timer = threading.Timer(
+        0.01, lambda: inbox.put_nowait_many([item(analytics(i, "speed")) for i in range(10)])
+    )
+    timer.start()
+    start = time.monotonic()
+    got = inbox.get_batch(100, 2.0, min_items=10)
+    assert len(got) == 10 and time.monotonic() - start < 1.0  # enough items woke it
