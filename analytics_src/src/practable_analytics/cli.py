@@ -11,7 +11,7 @@ from practable_analytics.commands.common import CommandError, fail
 
 # Each module in practable_analytics.commands registers one subcommand. Heavy libraries are imported
 # inside the commands that need them, never here, so `serve` stays small.
-COMMANDS = ("serve", "status", "replay", "report", "plot", "export", "import_legacy", "forget")
+COMMANDS = ("serve", "status", "replay", "report", "plot", "export", "import_legacy", "forget", "web")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -579,3 +579,116 @@ class Store:
                 (user, exp, course),
             )
         ]
+
+    # ================================================================== web (class view): read-only
+    # Everything below is used by ``practable_analytics.web`` only: a read-only open and the reads of
+    # the instructor's class view. Parameterised SQL only; nothing here writes.
+
+    @classmethod
+    def read_only(cls, path: Union[str, Path], *, busy_timeout_s: float = 5.0) -> "Store":
+        """Open an existing database read-only (``mode=ro`` URI): no WAL switch, no migration, no writes.
+
+        Readers never block the loggers in WAL mode. The file must already be at this program's
+        schema version (the loggers migrate it); anything else is a :class:`StoreError`.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        try:
+            self._conn = sqlite3.connect(
+                uri, uri=True, timeout=busy_timeout_s, isolation_level=None, cached_statements=64
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open database read-only: {exc}") from exc
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._conn.execute("PRAGMA query_only = ON")
+            version = self.schema_version()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path}: not a usable analytics database: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path}: schema version {version}, this program reads {SCHEMA_VERSION}"
+                " (start a logger once to migrate it)"
+            )
+        return self
+
+    def course_summaries(self) -> List[Tuple[str, str, int, int, Optional[int]]]:
+        """(exp, course, students, events, last event t) of every (exp, course) with events."""
+        try:
+            return [
+                (r[0], r[1], int(r[2]), int(r[3]), None if r[4] is None else int(r[4]))
+                for r in self._conn.execute(
+                    "SELECT exp, course, count(DISTINCT user), count(*), max(t) FROM events"
+                    " WHERE user IS NOT NULL AND exp IS NOT NULL AND course IS NOT NULL"
+                    " GROUP BY exp, course ORDER BY exp, course"
+                )
+            ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def course_students(
+        self, exp: str, course: str
+    ) -> List[Tuple[str, int, Optional[int], Optional[int], int]]:
+        """(user, events, first t, last t, largest event id) of every student of (exp, course).
+
+        The largest id changes whenever the student has a new event: callers use it as a cache key.
+        """
+        try:
+            return [
+                (r[0], int(r[1]), r[2], r[3], int(r[4]))
+                for r in self._conn.execute(
+                    "SELECT user, count(*), min(t), max(t), max(id) FROM events"
+                    " WHERE exp = ? AND course = ? AND user IS NOT NULL GROUP BY user ORDER BY user",
+                    (exp, course),
+                )
+            ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def chain_times(self, user: str, exp: str, course: str) -> List[Tuple[int, int]]:
+        """(t, node) of the student's chain ordered by (t, id): the events the task graph counts."""
+        try:
+            return [
+                (int(r[0]), int(r[1]))
+                for r in self._conn.execute(
+                    "SELECT t, node FROM events WHERE user = ? AND exp = ? AND course = ?"
+                    " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL ORDER BY t, id",
+                    (user, exp, course),
+                )
+            ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def feedback_history(self, user: str, exp: str, course: str) -> List[Tuple[Optional[int], str, str]]:
+        """(t, state, subject) of the student's counted feedback reports, oldest first."""
+        try:
+            return [
+                (r[0], r[1], r[2])
+                for r in self._conn.execute(
+                    "SELECT t, state, subject FROM events WHERE user = ? AND exp = ? AND course = ?"
+                    " AND type = 'feedback' AND state IS NOT NULL AND subject IS NOT NULL ORDER BY t, id",
+                    (user, exp, course),
+                )
+            ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def student_events(
+        self, user: str, exp: str, course: str, limit: int = 500
+    ) -> List[Tuple[int, Optional[int], str, Optional[str], Optional[str], Optional[str], Optional[str]]]:
+        """The student's latest ``limit`` events, oldest first.
+
+        Columns: (id, t, type, hardware, log, state, subject).
+        """
+        try:
+            rows = self._conn.execute(
+                "SELECT id, t, type, hardware, log, state, subject FROM events"
+                " WHERE user = ? AND exp = ? AND course = ? ORDER BY t DESC, id DESC LIMIT ?",
+                (user, exp, course, int(limit)),
+            ).fetchall()
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        return [tuple(r) for r in reversed(rows)]  # type: ignore[misc]
