@@ -33,34 +33,28 @@ def recorded_lines(shift_to_ms: Optional[int] = None) -> List[str]:
     Each comparison log is an expert's walk through one task, recorded as ``log`` messages of user
     ``testuser``: each file is replayed as its own student (``cmp-<file stem>``) sending those modes
     as the lab UI does (``analytics`` events on a device), so its closest graph is its own task.
-    With ``shift_to_ms`` every ``t`` is moved by one offset so that the latest event is at that
-    time (a session happening now).
+    With ``shift_to_ms`` each student's times are moved by one offset per student so that the
+    student's latest event is at that time (a class session happening now).
     """
-    objects: List[Any] = []
-    texts: List[Tuple[int, str]] = []
+    lines: List[str] = []
     for path in sorted(SAMPLE_LOGS.glob("*.json")):
-        for line in path.read_text(encoding="utf-8").splitlines():
-            if line.strip():
-                texts.append((len(objects), line))
-                objects.append(None)
+        lines += [line for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
     for path in sorted(COMPARISON_LOGS.glob("*.json")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 obj = json.loads(line)
-                obj["user"] = "cmp-" + path.stem
-                obj["type"] = "analytics"
-                obj["hardware"] = "cmp00"
-                objects.append(obj)
+                obj.update(user="cmp-" + path.stem, type="analytics", hardware="cmp00")
+                lines.append(json.dumps(obj))
     if shift_to_ms is None:
-        out = [line for _, line in texts]
-        out += [json.dumps(o) for o in objects if o is not None]
-        return out
-    parsed: List[Any] = [json.loads(line) for _, line in texts] + [o for o in objects if o is not None]
-    times = [o["t"] for o in parsed if isinstance(o, dict) and isinstance(o.get("t"), int)]
-    offset = shift_to_ms - max(times)
+        return lines
+    parsed = [json.loads(line) for line in lines]
+    last: Dict[str, int] = {}
     for o in parsed:
-        if isinstance(o, dict) and isinstance(o.get("t"), int):
-            o["t"] += offset
+        if isinstance(o.get("user"), str) and isinstance(o.get("t"), int):
+            last[o["user"]] = max(last.get(o["user"], 0), o["t"])
+    for o in parsed:
+        if o.get("user") in last and isinstance(o.get("t"), int):
+            o["t"] += shift_to_ms - last[o["user"]]
     return [json.dumps(o) for o in parsed]
 
 
