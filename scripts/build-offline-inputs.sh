@@ -133,7 +133,7 @@ wheelhouse() {
     rm -rf "$build"
     # The serving dependencies, as binary wheels for the target interpreter.
     $PIP download -q --only-binary=:all: --python-version "$TARGET_PY" --platform "$TARGET_PLATFORM" \
-        --implementation cp -d "$WHEELHOUSE.tmp" "$(ls "$WHEELHOUSE.tmp"/practable_analytics-*.whl)" pip setuptools wheel
+        --implementation cp -d "$WHEELHOUSE.tmp" "$(ls "$WHEELHOUSE.tmp"/practable_analytics-*.whl)[web]" pip setuptools wheel
     rm -rf "$WHEELHOUSE"; mv "$WHEELHOUSE.tmp" "$WHEELHOUSE"
     echo "$key" > "$OUT/wheelhouse.stamp"
     log "wheelhouse: $(ls "$WHEELHOUSE" | tr '\n' ' ')"
