@@ -4,12 +4,13 @@
 import hashlib
 import json
 import os
+import random
 import shutil
 import sqlite3
 import subprocess
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Tuple
 
 import pytest
 from web_helpers import (
@@ -29,7 +30,7 @@ from practable_analytics.handler import Handler
 from practable_analytics.messages import parse_message
 from practable_analytics.store import Store, StoreError
 from practable_analytics.web.app import create_app
-from practable_analytics.web.view import ACTIVE_MS, Facts, last_new_transition, likely_task, status
+from practable_analytics.web.view import ACTIVE_MS, Facts, likely_task, status
 
 MIN = 60_000
 
@@ -191,11 +192,47 @@ def test_status_rules() -> None:
     assert status(left_confused, now, stuck)[0] == "idle"
 
 
-def test_last_new_transition_and_likely_task() -> None:
-    assert last_new_transition([]) is None
-    assert last_new_transition([(1, 0)]) is None
-    assert last_new_transition([(1, 0), (2, 1), (3, 0), (4, 1), (5, 0)]) == 3  # (1,0) first at t=3
-    assert last_new_transition([(1, 0), (2, 0), (3, 0)]) == 2
+def ref_last_new_transition(chain: List[Tuple[int, int]]) -> Optional[int]:
+    """Reference: t of the event completing the latest first-seen (src, dst) pair of (t, node) items."""
+    seen = set()
+    found = None
+    for (_, a), (t, b) in zip(chain, chain[1:]):
+        if (a, b) not in seen:
+            seen.add((a, b))
+            found = t
+    return found
+
+
+def test_last_new_transition_time(tmp_path: Path, registry: Registry) -> None:
+    modes = ["voltage", "voltage_ramp", "position", "position_ramp", "speed", "speed_ramp"]
+    nodes = registry.experiment("spinner").log_map  # type: ignore[union-attr]
+    rnd = random.Random(3)
+    cases: Dict[str, List[Tuple[int, str]]] = {
+        "empty": [],
+        "one": [(1, "voltage")],
+        "loop": [(1, "voltage"), (2, "voltage"), (3, "voltage")],
+        "back-and-forth": [(1, "voltage"), (2, "position"), (3, "voltage"), (4, "position"), (5, "voltage")],
+    }
+    for k in range(25):  # random chains, ties in t and late (out-of-order) arrivals included
+        used = modes[: rnd.randrange(2, 7)]
+        cases[f"random{k}"] = [(rnd.randrange(1, 60), rnd.choice(used)) for _ in range(40)]
+    with Store(tmp_path / "chains.sqlite") as store:
+        h = Handler(store, registry)
+        for user, items in cases.items():
+            for i in range(0, len(items), 7):  # in batches, as they arrive
+                h.handle_many([_msg(user, t, log) for t, log in items[i : i + 7]])
+    with Store.read_only(tmp_path / "chains.sqlite") as ro:
+        for user, items in cases.items():
+            # the chain order: by t, ties by arrival
+            ordered = sorted(enumerate(items), key=lambda x: (x[1][0], x[0]))
+            chain = [(t, nodes[log]) for _, (t, log) in ordered]
+            assert ro.last_new_transition_t(user, "spinner", "engdes1") == ref_last_new_transition(chain), (
+                user
+            )
+    assert ref_last_new_transition([(1, 0), (2, 1), (3, 0), (4, 1), (5, 0)]) == 3  # (1,0) first at t=3
+
+
+def test_likely_task_skips_the_whole_procedure_graph() -> None:
     assert likely_task({"a-all": 1.0, "b": 3.0, "c": 2.0, "d": None}, "a-all") == "c"
     assert likely_task({"a-all": 1.0, "d": None}, "a-all") is None
 
@@ -349,15 +386,15 @@ def test_readers_never_block_the_writer(tmp_path: Path, registry: Registry) -> N
         Handler(writer, registry).handle_many([_msg("u", 1000, "voltage")])
         reader = Store.read_only(db)
         reader._conn.execute("BEGIN")
-        assert reader.course_students("spinner", "engdes1")[0][1] == 1  # a read transaction stays open
+        assert reader.student_aggregates()[0][3] == 1  # a read transaction stays open
         quick = Store(db, busy_timeout_s=0.2)
         start = time.monotonic()
         Handler(quick, registry).handle_many([_msg("u", 2000, "position")])
         assert time.monotonic() - start < 1.0
         quick.close()
-        assert reader.course_students("spinner", "engdes1")[0][1] == 1  # its snapshot
+        assert reader.student_aggregates()[0][3] == 1  # its snapshot
         reader._conn.execute("COMMIT")
-        assert reader.course_students("spinner", "engdes1")[0][1] == 2
+        assert reader.student_aggregates()[0][3] == 2
         reader.close()
 
 

@@ -615,80 +615,91 @@ class Store:
             )
         return self
 
-    def course_summaries(self) -> List[Tuple[str, str, int, int, Optional[int]]]:
-        """(exp, course, students, events, last event t) of every (exp, course) with events."""
+    def student_aggregates(
+        self, after_id: int = 0, upto_id: Optional[int] = None
+    ) -> List[Tuple[str, str, str, int, Optional[int], Optional[int], int]]:
+        """(user, exp, course, events, first t, last t, largest id) over the events with
+        ``after_id < id <= upto_id`` (no upper bound when None).
+
+        With ``after_id`` the largest id already seen, this reads only the rows added since (a range
+        of the primary key), so a caller can keep every student's counts current cheaply.
+        """
+        upper = (1 << 63) - 1 if upto_id is None else int(upto_id)
         try:
             return [
-                (r[0], r[1], int(r[2]), int(r[3]), None if r[4] is None else int(r[4]))
+                (r[0], r[1], r[2], int(r[3]), r[4], r[5], int(r[6]))
                 for r in self._conn.execute(
-                    "SELECT exp, course, count(DISTINCT user), count(*), max(t) FROM events"
-                    " WHERE user IS NOT NULL AND exp IS NOT NULL AND course IS NOT NULL"
-                    " GROUP BY exp, course ORDER BY exp, course"
+                    "SELECT user, exp, course, count(*), min(t), max(t), max(id) FROM events"
+                    " WHERE id > ? AND id <= ? AND user IS NOT NULL AND exp IS NOT NULL"
+                    " AND course IS NOT NULL GROUP BY user, exp, course",
+                    (int(after_id), upper),
                 )
             ]
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
-    def course_students(
-        self, exp: str, course: str
-    ) -> List[Tuple[str, int, Optional[int], Optional[int], int]]:
-        """(user, events, first t, last t, largest event id) of every student of (exp, course).
+    def max_event_id(self) -> int:
+        """The largest event id (0 for an empty store): one primary-key lookup."""
+        try:
+            return int(self._conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
 
-        The largest id changes whenever the student has a new event: callers use it as a cache key.
+    def last_new_transition_t(self, user: str, exp: str, course: str) -> Optional[int]:
+        """When the student's latest new transition type appeared: the largest t among the events
+        that complete a (previous node, node) pair for the first time in the chain ordered by (t, id).
+
+        None without any transition. Computed in SQLite (window functions, SQLite 3.25+) over the
+        chain index, so a refresh does not move every event of the student into Python.
         """
         try:
-            return [
-                (r[0], int(r[1]), r[2], r[3], int(r[4]))
-                for r in self._conn.execute(
-                    "SELECT user, count(*), min(t), max(t), max(id) FROM events"
-                    " WHERE exp = ? AND course = ? AND user IS NOT NULL GROUP BY user ORDER BY user",
-                    (exp, course),
-                )
-            ]
+            row = self._conn.execute(
+                "SELECT max(t) FROM (SELECT t,"
+                " row_number() OVER (PARTITION BY prev, node ORDER BY t, id) AS k FROM"
+                " (SELECT t, id, node, lag(node) OVER (ORDER BY t, id) AS prev FROM events"
+                " WHERE user = ? AND exp = ? AND course = ? AND type = 'analytics' AND node IS NOT NULL"
+                " AND t IS NOT NULL) WHERE prev IS NOT NULL) WHERE k = 1",
+                (user, exp, course),
+            ).fetchone()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
+        return None if row is None or row[0] is None else int(row[0])
 
-    def chain_times(self, user: str, exp: str, course: str) -> List[Tuple[int, int]]:
-        """(t, node) of the student's chain ordered by (t, id): the events the task graph counts."""
+    def feedback_since(
+        self, after_id: int = 0, upto_id: Optional[int] = None
+    ) -> List[Tuple[str, str, str, Optional[int], int, str]]:
+        """(user, exp, course, t, id, state) of the counted feedback reports with
+        ``after_id < id <= upto_id``: a range of the primary key, like :meth:`student_aggregates`."""
+        upper = (1 << 63) - 1 if upto_id is None else int(upto_id)
         try:
             return [
-                (int(r[0]), int(r[1]))
+                (r[0], r[1], r[2], r[3], int(r[4]), r[5])
                 for r in self._conn.execute(
-                    "SELECT t, node FROM events WHERE user = ? AND exp = ? AND course = ?"
-                    " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL ORDER BY t, id",
-                    (user, exp, course),
-                )
-            ]
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: {exc}") from exc
-
-    def feedback_history(self, user: str, exp: str, course: str) -> List[Tuple[Optional[int], str, str]]:
-        """(t, state, subject) of the student's counted feedback reports, oldest first."""
-        try:
-            return [
-                (r[0], r[1], r[2])
-                for r in self._conn.execute(
-                    "SELECT t, state, subject FROM events WHERE user = ? AND exp = ? AND course = ?"
-                    " AND type = 'feedback' AND state IS NOT NULL AND subject IS NOT NULL ORDER BY t, id",
-                    (user, exp, course),
+                    "SELECT user, exp, course, t, id, state FROM events WHERE id > ? AND id <= ?"
+                    " AND type = 'feedback' AND state IS NOT NULL AND subject IS NOT NULL"
+                    " AND user IS NOT NULL AND exp IS NOT NULL AND course IS NOT NULL",
+                    (int(after_id), upper),
                 )
             ]
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
     def student_events(
-        self, user: str, exp: str, course: str, limit: int = 500
+        self, user: str, exp: str, course: str
     ) -> List[Tuple[int, Optional[int], str, Optional[str], Optional[str], Optional[str], Optional[str]]]:
-        """The student's latest ``limit`` events, oldest first.
+        """Every event of the student ordered by (t, id).
 
-        Columns: (id, t, type, hardware, log, state, subject).
+        Columns: (id, t, type, hardware, log, state, subject); ``state``/``subject`` are set only on
+        counted feedback reports.
         """
         try:
-            rows = self._conn.execute(
-                "SELECT id, t, type, hardware, log, state, subject FROM events"
-                " WHERE user = ? AND exp = ? AND course = ? ORDER BY t DESC, id DESC LIMIT ?",
-                (user, exp, course, int(limit)),
-            ).fetchall()
+            return [
+                tuple(r)  # type: ignore[misc]
+                for r in self._conn.execute(
+                    "SELECT id, t, type, hardware, log, state, subject FROM events"
+                    " WHERE user = ? AND exp = ? AND course = ? ORDER BY t, id",
+                    (user, exp, course),
+                )
+            ]
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
-        return [tuple(r) for r in reversed(rows)]  # type: ignore[misc]

@@ -10,8 +10,9 @@ students who have new events.
 """
 
 import threading
+import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
 
 from practable_analytics.experiments import Registry
 from practable_analytics.messages import Request, valid_id
@@ -27,6 +28,30 @@ WINDOWS: Mapping[str, Optional[int]] = {"3h": 3 * 3600 * 1000, "all": None}
 DEFAULT_WINDOW = "3h"
 STATUSES = ("active", "idle", "stuck")
 TIMELINE_EVENTS = 500
+
+
+FULL_REFRESH_S = 300.0
+"""How often the per-student counts are re-read whole (they are otherwise kept current from new rows),
+so that a student erased with ``forget`` leaves the class view within this time."""
+
+
+class Aggregate(NamedTuple):
+    """A student's events in one (exp, course): count, first and last t, largest id (the cache key)."""
+
+    events: int
+    first: Optional[int]
+    last: Optional[int]
+    max_id: int
+    feedback: Optional[Tuple[int, int, str]] = None
+    """(t, id, state) of the latest counted feedback report (ordered by t, then id)."""
+
+
+def _min(a: Optional[int], b: Optional[int]) -> Optional[int]:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _max(a: Optional[int], b: Optional[int]) -> Optional[int]:
+    return b if a is None else a if b is None else max(a, b)
 
 
 class NotFoundError(LookupError):
@@ -72,17 +97,6 @@ def _minutes(ms: int) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
-def last_new_transition(chain: Sequence[Tuple[int, int]]) -> Optional[int]:
-    """Time of the event that completed the latest first-seen (src, dst) pair of a (t, node) chain."""
-    seen = set()
-    found: Optional[int] = None
-    for (_, a), (t, b) in zip(chain, chain[1:]):
-        if (a, b) not in seen:
-            seen.add((a, b))
-            found = t
-    return found
-
-
 class ClassView:
     """The numbers of the class view over one read-only store (one connection per thread)."""
 
@@ -104,6 +118,13 @@ class ClassView:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._cache: Dict[Tuple[str, str, str], Tuple[int, Dict[str, Any], Facts]] = {}
+        # every student's (events, first t, last t, largest id) by (exp, course), kept current from the
+        # rows added since the largest id seen; rebuilt whole every FULL_REFRESH_S (erased students).
+        self._agg_lock = threading.Lock()
+        self._agg: Dict[Tuple[str, str], Dict[str, Aggregate]] = {}
+        self._agg_max_id = 0
+        self._agg_full_at: Optional[float] = None
+        self._monotonic = time.monotonic
 
     @property
     def registry(self) -> Registry:
@@ -133,43 +154,107 @@ class ClassView:
 
     def answer(self, user: str, exp: str, course: str, content: str, **payload: Any) -> Dict[str, Any]:
         """The dashboard's answer to one request, as the handler computes it (matrix + counts)."""
-        request = Request(user=user, exp=exp, course=course, content=content, payload=payload)
-        error = self._responder.check(request)
-        if error is not None:
-            return error
-        experiment = self._registry.experiment(exp)
-        assert experiment is not None  # checked above
+        return self.answers(user, exp, course, [(content, payload)])[0]
+
+    def answers(
+        self, user: str, exp: str, course: str, requests: Sequence[Tuple[str, Mapping[str, Any]]]
+    ) -> List[Dict[str, Any]]:
+        """The dashboard's answers to several requests of one student, from one read of the store.
+
+        The handler's answer path: the store's matrix and feedback counts given to the Responder.
+        """
         store = self.store()
-        matrix = store.matrix(user, exp, course, len(experiment.nodes))
-        counts = store.feedback_counts(user, exp, course)
-        return self._responder.answer(request, matrix, counts)[0]
+        experiment = self._registry.experiment(exp)
+        matrix = None
+        counts: Mapping[str, int] = {}
+        out = []
+        for content, payload in requests:
+            request = Request(user=user, exp=exp, course=course, content=content, payload=dict(payload))
+            error = self._responder.check(request)
+            if error is not None:
+                out.append(error)
+                continue
+            assert experiment is not None  # checked above
+            if matrix is None:
+                matrix = store.matrix(user, exp, course, len(experiment.nodes))
+                counts = store.feedback_counts(user, exp, course)
+            out.append(self._responder.answer(request, matrix, counts)[0])
+        return out
+
+    # -- every student's counts --------------------------------------------------------------------
+
+    def _aggregates(
+        self, exp: Optional[str] = None, course: Optional[str] = None
+    ) -> Dict[Tuple[str, str], Dict[str, Aggregate]]:
+        """Current per-student counts (all courses, or only (exp, course)); copies, safe to iterate."""
+        store = self.store()
+        with self._agg_lock:
+            now = self._monotonic()
+            full = self._agg_full_at is None or now - self._agg_full_at >= FULL_REFRESH_S
+            top = store.max_event_id()
+            if full:
+                self._agg = {}
+                self._agg_max_id = 0
+                self._agg_full_at = now
+            if top > self._agg_max_id:
+                for user, e, c, events, first, last, max_id in store.student_aggregates(
+                    self._agg_max_id, top
+                ):
+                    students = self._agg.setdefault((e, c), {})
+                    old = students.get(user)
+                    if old is None:
+                        students[user] = Aggregate(events, first, last, max_id)
+                    else:
+                        students[user] = Aggregate(
+                            old.events + events,
+                            _min(old.first, first),
+                            _max(old.last, last),
+                            max(old.max_id, max_id),
+                            old.feedback,
+                        )
+                for user, e, c, t, event_id, state in store.feedback_since(self._agg_max_id, top):
+                    agg = self._agg[(e, c)][user]
+                    report = (-1 if t is None else t, event_id, state)
+                    if agg.feedback is None or report > agg.feedback:
+                        self._agg[(e, c)][user] = agg._replace(feedback=report)
+                self._agg_max_id = top
+            if exp is None:
+                return {k: dict(v) for k, v in self._agg.items()}
+            return {(exp, course or ""): dict(self._agg.get((exp, course or ""), {}))}
 
     # -- pages -----------------------------------------------------------------------------------
 
     def courses(self) -> List[Dict[str, Any]]:
         """Every (experiment, course) with data."""
-        return [
-            {"exp": exp, "course": course, "students": students, "events": events, "last_event": last}
-            for exp, course, students, events, last in self.store().course_summaries()
-        ]
+        out = []
+        for (exp, course), students in sorted(self._aggregates().items()):
+            lasts = [a.last for a in students.values() if a.last is not None]
+            out.append(
+                {
+                    "exp": exp,
+                    "course": course,
+                    "students": len(students),
+                    "events": sum(a.events for a in students.values()),
+                    "last_event": max(lasts) if lasts else None,
+                }
+            )
+        return out
 
     def students(self, exp: str, course: str, window: str = "all") -> List[Dict[str, Any]]:
         """One row per student of the course whose last event is inside ``window``."""
         self._check_names(exp, course)
         if window not in WINDOWS:
             raise ValueError("unknown window")
-        rows = self.store().course_students(exp, course)
-        if not rows:
+        students = self._aggregates(exp, course)[(exp, course)]
+        if not students:
             raise NotFoundError("unknown course")
         now = self.now_ms()
         span = WINDOWS[window]
         out = []
-        for user, events, first, last, max_id in rows:
-            if span is not None and (last is None or now - last > span):
+        for user, agg in sorted(students.items()):
+            if span is not None and (agg.last is None or now - agg.last > span):
                 continue
-            out.append(
-                self._row(user, exp, course, events=events, first=first, last=last, max_id=max_id, now=now)
-            )
+            out.append(self._row(user, exp, course, agg, now))
         return out
 
     def student(self, exp: str, course: str, user: str) -> Dict[str, Any]:
@@ -178,28 +263,26 @@ class ClassView:
         if not valid_id(user):
             raise NotFoundError("unknown student")
         store = self.store()
-        found = [r for r in store.course_students(exp, course) if r[0] == user]
-        if not found:
-            raise NotFoundError("unknown student" if store.course_students(exp, course) else "unknown course")
-        _, events, first, last, max_id = found[0]
-        out = self._row(
-            user, exp, course, events=events, first=first, last=last, max_id=max_id, now=self.now_ms()
-        )
-        out["student_graph"] = self.answer(user, exp, course, "student_graph")
+        students = self._aggregates(exp, course)[(exp, course)]
+        if user not in students:
+            raise NotFoundError("unknown student" if students else "unknown course")
+        out = self._row(user, exp, course, students[user], self.now_ms())
         likely = out["likely_task"]
+        asked: List[Tuple[str, Mapping[str, Any]]] = [("student_graph", {})]
         if likely is not None:
-            out["comparison_graph"] = self.answer(user, exp, course, "comparison_graph", graph=likely)
-        else:
-            out["comparison_graph"] = None
+            asked.append(("comparison_graph", {"graph": likely}))
+        graphs = self.answers(user, exp, course, asked)
+        out["student_graph"] = graphs[0]
+        out["comparison_graph"] = graphs[1] if likely is not None else None
+        events = store.student_events(user, exp, course)  # one read for both lists
         out["feedback_history"] = [
             {"t": t, "state": state, "subject": subject}
-            for t, state, subject in store.feedback_history(user, exp, course)
+            for _, t, type_, _, _, state, subject in events
+            if type_ == "feedback" and state is not None and subject is not None
         ]
         out["timeline"] = [
             {"id": i, "t": t, "type": type_, "hardware": hw, "log": log, "state": state, "subject": subject}
-            for i, t, type_, hw, log, state, subject in store.student_events(
-                user, exp, course, TIMELINE_EVENTS
-            )
+            for i, t, type_, hw, log, state, subject in events[-TIMELINE_EVENTS:]
         ]
         return out
 
@@ -210,39 +293,32 @@ class ClassView:
         if not (valid_id(exp) and valid_id(course)):
             raise NotFoundError("unknown course")
 
-    def _row(
-        self,
-        user: str,
-        exp: str,
-        course: str,
-        *,
-        events: int,
-        first: Optional[int],
-        last: Optional[int],
-        max_id: int,
-        now: int,
-    ) -> Dict[str, Any]:
+    def _row(self, user: str, exp: str, course: str, agg: Aggregate, now: int) -> Dict[str, Any]:
         key = (user, exp, course)
         with self._lock:
             cached = self._cache.get(key)
-        if cached is None or cached[0] != max_id:
-            numbers, facts = self._numbers(user, exp, course, first, last)
+        if cached is None or cached[0] != agg.max_id:
+            numbers, facts = self._numbers(user, exp, course, agg)
             with self._lock:
-                self._cache[key] = (max_id, numbers, facts)
+                self._cache[key] = (agg.max_id, numbers, facts)
         else:
             numbers, facts = cached[1], cached[2]
         state, reason = status(facts, now, self.stuck_ms)
-        row: Dict[str, Any] = {"user": user, "events": events, "first_event": first, "last_event": last}
+        row: Dict[str, Any] = {
+            "user": user,
+            "events": agg.events,
+            "first_event": agg.first,
+            "last_event": agg.last,
+        }
         row.update(numbers)
         row["status"] = state
         row["reason"] = reason
         return row
 
-    def _numbers(
-        self, user: str, exp: str, course: str, first: Optional[int], last: Optional[int]
-    ) -> Tuple[Dict[str, Any], Facts]:
-        tasks_answer = self.answer(user, exp, course, "task_identification")
-        indicators_answer = self.answer(user, exp, course, "indicators")
+    def _numbers(self, user: str, exp: str, course: str, agg: Aggregate) -> Tuple[Dict[str, Any], Facts]:
+        tasks_answer, indicators_answer = self.answers(
+            user, exp, course, [("task_identification", {}), ("indicators", {})]
+        )
         tasks: Dict[str, Optional[float]] = dict(tasks_answer.get("tasks", {}))
         indicators = indicators_answer.get("indicators") or {
             "exploration": None,
@@ -254,13 +330,11 @@ class ClassView:
         if experiment is not None and course in experiment.courses:
             all_graph = experiment.courses[course].all_graph
         likely = likely_task(tasks, all_graph)
-        store = self.store()
-        history = store.feedback_history(user, exp, course)
-        feedback = history[-1][1] if history else None
+        feedback = None if agg.feedback is None else agg.feedback[2]
         facts = Facts(
-            first_event=first,
-            last_event=last,
-            last_new_transition=last_new_transition(store.chain_times(user, exp, course)),
+            first_event=agg.first,
+            last_event=agg.last,
+            last_new_transition=self.store().last_new_transition_t(user, exp, course),
             feedback=feedback,
         )
         numbers = {
