@@ -494,4 +494,4 @@ def test_listen_address_from_the_environment(recorded_db: Path) -> None:
     try:
         assert server.get("/api/courses")[0] == 200  # on the port the environment named
     finally:
-        server.stop()
+        assert server.stop() == 0  # SIGTERM is a clean stop

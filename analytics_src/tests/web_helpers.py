@@ -11,7 +11,7 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 from practable_analytics.experiments import Registry
 from practable_analytics.handler import Handler
@@ -152,20 +152,14 @@ class WebServer:
         assert status == 200, (path, status, body[:200])
         return json.loads(body)
 
-    def stop(self) -> None:
+    def stop(self) -> int:
+        """SIGTERM, as systemd stops the unit; returns the exit code."""
         self.proc.terminate()
         try:
-            self.proc.wait(10)
+            code = self.proc.wait(10)
         except subprocess.TimeoutExpired:
             self.proc.kill()
-            self.proc.wait()
+            code = self.proc.wait()
         if self.proc.stdout:
             self.proc.stdout.close()
-
-
-def serve(db: Path, *extra: str) -> Iterator[WebServer]:
-    server = WebServer(db, *extra)
-    try:
-        yield server
-    finally:
-        server.stop()
+        return code

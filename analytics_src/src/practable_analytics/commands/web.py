@@ -10,6 +10,7 @@ server listens on loopback by default: reach it through an SSH tunnel
 import argparse
 import logging
 import os
+import signal
 from pathlib import Path
 from typing import Tuple
 
@@ -80,6 +81,12 @@ def run(args: argparse.Namespace) -> int:
             f"the web extra is not installed ({exc}): pip install 'practable-analytics[web]'"
         ) from exc
     app = create_app(args.db, registry, stuck_minutes=args.stuck_minutes)
+    signal.signal(signal.SIGTERM, _stop)  # waitress stops its threads on SystemExit
     LOG.info("class view of %s on http://%s:%d/ (read-only)", args.db, host, port)
     waitress.serve(app, host=host, port=port, threads=THREADS, ident="practable-analytics", _quiet=True)
+    LOG.info("class view stopped")
     return 0
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise SystemExit(0)
