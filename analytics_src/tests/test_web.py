@@ -30,7 +30,7 @@ from practable_analytics.handler import Handler
 from practable_analytics.messages import parse_message
 from practable_analytics.store import Store, StoreError
 from practable_analytics.web.app import create_app
-from practable_analytics.web.view import ACTIVE_MS, Facts, likely_task, status
+from practable_analytics.web.view import ACTIVE_MS, Facts, last_new_transition, likely_task, status
 
 MIN = 60_000
 
@@ -226,9 +226,9 @@ def test_last_new_transition_time(tmp_path: Path, registry: Registry) -> None:
             # the chain order: by t, ties by arrival
             ordered = sorted(enumerate(items), key=lambda x: (x[1][0], x[0]))
             chain = [(t, nodes[log]) for _, (t, log) in ordered]
-            assert ro.last_new_transition_t(user, "spinner", "engdes1") == ref_last_new_transition(chain), (
-                user
-            )
+            got = ro.chain_times(user, "spinner", "engdes1")
+            assert got == chain, user
+            assert last_new_transition(got) == ref_last_new_transition(chain), user
     assert ref_last_new_transition([(1, 0), (2, 1), (3, 0), (4, 1), (5, 0)]) == 3  # (1,0) first at t=3
 
 

@@ -645,25 +645,16 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
-    def last_new_transition_t(self, user: str, exp: str, course: str) -> Optional[int]:
-        """When the student's latest new transition type appeared: the largest t among the events
-        that complete a (previous node, node) pair for the first time in the chain ordered by (t, id).
-
-        None without any transition. Computed in SQLite (window functions, SQLite 3.25+) over the
-        chain index, so a refresh does not move every event of the student into Python.
-        """
+    def chain_times(self, user: str, exp: str, course: str) -> List[Tuple[int, int]]:
+        """(t, node) of the student's chain ordered by (t, id): the events the task graph counts."""
         try:
-            row = self._conn.execute(
-                "SELECT max(t) FROM (SELECT t,"
-                " row_number() OVER (PARTITION BY prev, node ORDER BY t, id) AS k FROM"
-                " (SELECT t, id, node, lag(node) OVER (ORDER BY t, id) AS prev FROM events"
-                " WHERE user = ? AND exp = ? AND course = ? AND type = 'analytics' AND node IS NOT NULL"
-                " AND t IS NOT NULL) WHERE prev IS NOT NULL) WHERE k = 1",
+            return self._conn.execute(
+                "SELECT t, node FROM events WHERE user = ? AND exp = ? AND course = ?"
+                " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL ORDER BY t, id",
                 (user, exp, course),
-            ).fetchone()
+            ).fetchall()
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
-        return None if row is None or row[0] is None else int(row[0])
 
     def feedback_since(
         self, after_id: int = 0, upto_id: Optional[int] = None

@@ -97,6 +97,20 @@ def _minutes(ms: int) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
+def last_new_transition(chain: Sequence[Tuple[int, int]]) -> Optional[int]:
+    """When the latest new transition type appeared in a (t, node) chain ordered by (t, id): the t of
+    the event that completed a (previous node, node) pair for the first time last. None without any."""
+    seen = set()
+    found: Optional[int] = None
+    previous: Optional[int] = None
+    for t, node in chain:
+        if previous is not None and (previous, node) not in seen:
+            seen.add((previous, node))
+            found = t
+        previous = node
+    return found
+
+
 class ClassView:
     """The numbers of the class view over one read-only store (one connection per thread)."""
 
@@ -334,7 +348,7 @@ class ClassView:
         facts = Facts(
             first_event=agg.first,
             last_event=agg.last,
-            last_new_transition=self.store().last_new_transition_t(user, exp, course),
+            last_new_transition=last_new_transition(self.store().chain_times(user, exp, course)),
             feedback=feedback,
         )
         numbers = {
