@@ -101,7 +101,6 @@ def create_app(
 ) -> Flask:
     """The class view over the database at ``db_path``, opened read-only in each serving thread."""
     app = Flask(__name__)
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
     view = ClassView(
         lambda: Store.read_only(db_path), registry, stuck_minutes=stuck_minutes, clock_ms=clock_ms
