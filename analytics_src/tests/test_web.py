@@ -226,10 +226,44 @@ def test_last_new_transition_time(tmp_path: Path, registry: Registry) -> None:
             # the chain order: by t, ties by arrival
             ordered = sorted(enumerate(items), key=lambda x: (x[1][0], x[0]))
             chain = [(t, nodes[log]) for _, (t, log) in ordered]
-            got = ro.chain_times(user, "spinner", "engdes1")
-            assert got == chain, user
+            length, got = ro.chain_after(user, "spinner", "engdes1")
+            assert length == len(chain) and [(t, n) for t, _, n in got] == chain, user
             assert last_new_transition(got) == ref_last_new_transition(chain), user
     assert ref_last_new_transition([(1, 0), (2, 1), (3, 0), (4, 1), (5, 0)]) == 3  # (1,0) first at t=3
+
+
+def test_last_new_transition_follows_a_growing_chain(tmp_path: Path, registry: Registry) -> None:
+    """The view reads only new chain items between refreshes, and the whole chain again after a late
+    (out-of-order) arrival or an erasure: the answer always equals the reference on the whole chain."""
+    modes = ["voltage", "voltage_ramp", "position", "position_ramp", "speed", "speed_ramp"]
+    nodes = registry.experiment("spinner").log_map  # type: ignore[union-attr]
+    db = tmp_path / "grow.sqlite"
+    rnd = random.Random(5)
+    sent: Dict[str, List[Tuple[int, str]]] = {"a": [], "b": []}
+    with Store(db) as store:
+        h = Handler(store, registry)
+        app = create_app(str(db), registry)
+        view = app.extensions["practable_class_view"]
+        t = 1000
+        for step in range(60):
+            user = rnd.choice(["a", "b"])
+            batch = []
+            for _ in range(rnd.randrange(1, 4)):
+                t += rnd.randrange(0, 3)
+                late = step % 9 == 8  # now and then an item from the past
+                item = (t - rnd.randrange(5, 50) if late else t, rnd.choice(modes[:4]))
+                batch.append(item)
+            h.handle_many([_msg(user, bt, log) for bt, log in batch])
+            sent[user] += batch
+            if step == 40:
+                store.forget("b")
+                sent["b"] = []
+            for who, items in sent.items():
+                ordered = sorted(enumerate(items), key=lambda x: (x[1][0], x[0]))
+                chain = [(bt, nodes[log]) for _, (bt, log) in ordered]
+                assert view.last_new_transition_time(who, "spinner", "engdes1") == ref_last_new_transition(
+                    chain
+                ), (step, who)
 
 
 def test_likely_task_skips_the_whole_procedure_graph() -> None:

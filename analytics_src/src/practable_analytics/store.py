@@ -645,16 +645,37 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
 
-    def chain_times(self, user: str, exp: str, course: str) -> List[Tuple[int, int]]:
-        """(t, node) of the student's chain ordered by (t, id): the events the task graph counts."""
+    def chain_after(
+        self, user: str, exp: str, course: str, after: Optional[Tuple[int, int]] = None
+    ) -> Tuple[int, List[Tuple[int, int, int]]]:
+        """The length of the student's chain and its (t, id, node) items after (t, id) ``after``
+        (all of them when None), ordered by (t, id): both read from the chain index.
+
+        A caller that has seen the chain up to ``after`` knows nothing arrived before that point when
+        its count plus the new items equals the length (else it reads the chain again).
+        """
+        chain = (
+            " FROM events WHERE user = ? AND exp = ? AND course = ?"
+            " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
+        )
+        key = (user, exp, course)
+        conn = self._conn
         try:
-            return self._conn.execute(
-                "SELECT t, node FROM events WHERE user = ? AND exp = ? AND course = ?"
-                " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL ORDER BY t, id",
-                (user, exp, course),
-            ).fetchall()
+            conn.execute("BEGIN")  # one snapshot for both reads
+            try:
+                length = int(conn.execute("SELECT count(*)" + chain, key).fetchone()[0])
+                if after is None:
+                    rows = conn.execute("SELECT t, id, node" + chain + " ORDER BY t, id", key).fetchall()
+                else:
+                    rows = conn.execute(
+                        "SELECT t, id, node" + chain + " AND t >= ? AND (t > ? OR id > ?) ORDER BY t, id",
+                        (*key, after[0], after[0], after[1]),
+                    ).fetchall()
+            finally:
+                conn.execute("COMMIT")
         except sqlite3.Error as exc:
             raise StoreError(f"{self.path}: {exc}") from exc
+        return length, rows
 
     def feedback_since(
         self, after_id: int = 0, upto_id: Optional[int] = None

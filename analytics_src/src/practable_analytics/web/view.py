@@ -12,7 +12,7 @@ students who have new events.
 import threading
 import time
 from dataclasses import dataclass
-from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 from practable_analytics.experiments import Registry
 from practable_analytics.messages import Request, valid_id
@@ -97,18 +97,33 @@ def _minutes(ms: int) -> str:
     return f"{minutes // 60} h {minutes % 60} min"
 
 
-def last_new_transition(chain: Sequence[Tuple[int, int]]) -> Optional[int]:
-    """When the latest new transition type appeared in a (t, node) chain ordered by (t, id): the t of
-    the event that completed a (previous node, node) pair for the first time last. None without any."""
-    seen = set()
-    found: Optional[int] = None
-    previous: Optional[int] = None
-    for t, node in chain:
-        if previous is not None and (previous, node) not in seen:
-            seen.add((previous, node))
-            found = t
-        previous = node
-    return found
+class ChainState:
+    """What the status needs from a student's chain, kept up to date as items are added at its end."""
+
+    def __init__(self) -> None:
+        self.length = 0
+        self.last: Optional[Tuple[int, int]] = None  # (t, id) of the last item
+        self.previous: Optional[int] = None  # its node
+        self.seen: Set[Tuple[int, int]] = set()
+        self.found: Optional[int] = None  # t of the latest first-seen (from, to) pair
+
+    def extend(self, items: Sequence[Tuple[int, int, int]]) -> None:
+        """Add (t, id, node) items that follow every item seen so far."""
+        for t, event_id, node in items:
+            if self.previous is not None and (self.previous, node) not in self.seen:
+                self.seen.add((self.previous, node))
+                self.found = t
+            self.previous = node
+            self.last = (t, event_id)
+        self.length += len(items)
+
+
+def last_new_transition(chain: Sequence[Tuple[int, int, int]]) -> Optional[int]:
+    """When the latest new transition type appeared in a (t, id, node) chain ordered by (t, id): the t
+    of the event that completed a (previous node, node) pair for the first time last. None without any."""
+    state = ChainState()
+    state.extend(chain)
+    return state.found
 
 
 class ClassView:
@@ -132,6 +147,8 @@ class ClassView:
         self._local = threading.local()
         self._lock = threading.Lock()
         self._cache: Dict[Tuple[str, str, str], Tuple[int, Dict[str, Any], Facts]] = {}
+        self._chains: Dict[Tuple[str, str, str], ChainState] = {}
+        self._chain_lock = threading.Lock()
         # every student's (events, first t, last t, largest id) by (exp, course), kept current from the
         # rows added since the largest id seen; rebuilt whole every FULL_REFRESH_S (erased students).
         self._agg_lock = threading.Lock()
@@ -329,6 +346,24 @@ class ClassView:
         row["reason"] = reason
         return row
 
+    def last_new_transition_time(self, user: str, exp: str, course: str) -> Optional[int]:
+        """The student's latest new transition time, reading only the chain items added since the last
+        call (the whole chain again when something arrived out of order or was erased)."""
+        key = (user, exp, course)
+        store = self.store()
+        with self._chain_lock:  # one updater at a time: a state is extended exactly once per item
+            state = self._chains.get(key)
+            if state is not None:
+                length, items = store.chain_after(user, exp, course, state.last)
+                if state.length + len(items) != length:  # an item landed before the end, or some left
+                    state = None
+            if state is None:
+                length, items = store.chain_after(user, exp, course, None)
+                state = ChainState()
+            state.extend(items)
+            self._chains[key] = state
+            return state.found
+
     def _numbers(self, user: str, exp: str, course: str, agg: Aggregate) -> Tuple[Dict[str, Any], Facts]:
         tasks_answer, indicators_answer = self.answers(
             user, exp, course, [("task_identification", {}), ("indicators", {})]
@@ -348,7 +383,7 @@ class ClassView:
         facts = Facts(
             first_event=agg.first,
             last_event=agg.last,
-            last_new_transition=last_new_transition(self.store().chain_times(user, exp, course)),
+            last_new_transition=self.last_new_transition_time(user, exp, course),
             feedback=feedback,
         )
         numbers = {
