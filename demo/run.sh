@@ -19,3 +19,6 @@ log "2/2 playing the recorded sessions and asking as the dashboard"
 python demo/play.py --container practable-demo --secret "$SECRET" \
     --remote-port "$PRACTABLE_E2E_PORT" --access-base "http://host.containers.internal:$PRACTABLE_E2E_PORT" \
     --out "$ROOT/demo/out"
+
+log "the class view: URL, tunnel and a screenshot of the course page"
+python demo/class_view.py --container practable-demo --out "$ROOT/demo/out" || log "class view not reachable (see above)"

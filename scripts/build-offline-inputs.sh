@@ -131,9 +131,11 @@ wheelhouse() {
     rm -rf "$build/build" "$build"/src/*.egg-info
     $PIP wheel -q --no-deps -w "$WHEELHOUSE.tmp" "$build"
     rm -rf "$build"
-    # The serving dependencies, as binary wheels for the target interpreter.
+    # The serving dependencies and the class view's (extra web), as binary wheels for the target. pip
+    # evaluates markers with this machine's Python: importlib-metadata (Flask's, Python < 3.10) is named.
     $PIP download -q --only-binary=:all: --python-version "$TARGET_PY" --platform "$TARGET_PLATFORM" \
-        --implementation cp -d "$WHEELHOUSE.tmp" "$(ls "$WHEELHOUSE.tmp"/practable_analytics-*.whl)" pip setuptools wheel
+        --implementation cp -d "$WHEELHOUSE.tmp" "$(ls "$WHEELHOUSE.tmp"/practable_analytics-*.whl)[web]" \
+        "importlib-metadata>=3.6" pip setuptools wheel
     rm -rf "$WHEELHOUSE"; mv "$WHEELHOUSE.tmp" "$WHEELHOUSE"
     echo "$key" > "$OUT/wheelhouse.stamp"
     log "wheelhouse: $(ls "$WHEELHOUSE" | tr '\n' ' ')"

@@ -12,7 +12,7 @@ from practable_analytics.commands.common import CommandError, fail, run_command
 # Each module in practable_analytics.commands registers one subcommand. Heavy libraries are imported
 # inside the commands that need them, never here, so `serve` stays small.
 COMMANDS = (
-    "serve", "status", "check", "replay", "report", "plot", "export", "import_legacy", "forget",
+    "serve", "status", "check", "replay", "report", "plot", "export", "import_legacy", "forget", "web",
 )  # fmt: skip
 
 

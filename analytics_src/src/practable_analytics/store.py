@@ -665,3 +665,139 @@ class Store:
                 (user, exp, course),
             )
         ]
+
+    # ================================================================== web (class view): read-only
+    # Everything below is used by ``practable_analytics.web`` only: a read-only open and the reads of
+    # the instructor's class view. Parameterised SQL only; nothing here writes.
+
+    @classmethod
+    def read_only(cls, path: Union[str, Path], *, busy_timeout_s: float = 5.0) -> "Store":
+        """Open an existing database read-only (``mode=ro`` URI): no WAL switch, no migration, no writes.
+
+        Readers never block the loggers in WAL mode. The file must already be at this program's
+        schema version (the loggers migrate it); anything else is a :class:`StoreError`.
+        """
+        self = cls.__new__(cls)
+        self.path = Path(path)
+        uri = self.path.resolve().as_uri() + "?mode=ro"
+        try:
+            self._conn = sqlite3.connect(
+                uri, uri=True, timeout=busy_timeout_s, isolation_level=None, cached_statements=64
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: cannot open database read-only: {exc}") from exc
+        try:
+            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+            self._conn.execute("PRAGMA query_only = ON")
+            version = self.schema_version()
+        except sqlite3.DatabaseError as exc:
+            self._conn.close()
+            raise StoreError(f"{self.path}: not a usable analytics database: {exc}") from exc
+        if version != SCHEMA_VERSION:
+            self._conn.close()
+            raise StoreError(
+                f"{self.path}: schema version {version}, this program reads {SCHEMA_VERSION}"
+                " (start a logger once to migrate it)"
+            )
+        return self
+
+    def student_aggregates(
+        self, after_id: int = 0, upto_id: Optional[int] = None
+    ) -> List[Tuple[str, str, str, int, Optional[int], Optional[int], int]]:
+        """(user, exp, course, events, first t, last t, largest id) over the events with
+        ``after_id < id <= upto_id`` (no upper bound when None).
+
+        With ``after_id`` the largest id already seen, this reads only the rows added since (a range
+        of the primary key), so a caller can keep every student's counts current cheaply.
+        """
+        upper = (1 << 63) - 1 if upto_id is None else int(upto_id)
+        try:
+            return [
+                (r[0], r[1], r[2], int(r[3]), r[4], r[5], int(r[6]))
+                for r in self._conn.execute(
+                    "SELECT user, exp, course, count(*), min(t), max(t), max(id) FROM events"
+                    " WHERE id > ? AND id <= ? AND user IS NOT NULL AND exp IS NOT NULL"
+                    " AND course IS NOT NULL GROUP BY user, exp, course",
+                    (int(after_id), upper),
+                )
+            ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def max_event_id(self) -> int:
+        """The largest event id (0 for an empty store): one primary-key lookup."""
+        try:
+            return int(self._conn.execute("SELECT coalesce(max(id), 0) FROM events").fetchone()[0])
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def chain_after(
+        self, user: str, exp: str, course: str, after: Optional[Tuple[int, int]] = None
+    ) -> Tuple[int, List[Tuple[int, int, int]]]:
+        """The length of the student's chain and its (t, id, node) items after (t, id) ``after``
+        (all of them when None), ordered by (t, id): both read from the chain index.
+
+        A caller that has seen the chain up to ``after`` knows nothing arrived before that point when
+        its count plus the new items equals the length (else it reads the chain again).
+        """
+        chain = (
+            " FROM events WHERE user = ? AND exp = ? AND course = ?"
+            " AND type = 'analytics' AND node IS NOT NULL AND t IS NOT NULL"
+        )
+        key = (user, exp, course)
+        conn = self._conn
+        try:
+            conn.execute("BEGIN")  # one snapshot for both reads
+            try:
+                length = int(conn.execute("SELECT count(*)" + chain, key).fetchone()[0])
+                if after is None:
+                    rows = conn.execute("SELECT t, id, node" + chain + " ORDER BY t, id", key).fetchall()
+                else:
+                    rows = conn.execute(
+                        "SELECT t, id, node" + chain + " AND t >= ? AND (t > ? OR id > ?) ORDER BY t, id",
+                        (*key, after[0], after[0], after[1]),
+                    ).fetchall()
+            finally:
+                conn.execute("COMMIT")
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+        return length, rows
+
+    def feedback_since(
+        self, after_id: int = 0, upto_id: Optional[int] = None
+    ) -> List[Tuple[str, str, str, Optional[int], int, str]]:
+        """(user, exp, course, t, id, state) of the counted feedback reports with
+        ``after_id < id <= upto_id``: a range of the primary key, like :meth:`student_aggregates`."""
+        upper = (1 << 63) - 1 if upto_id is None else int(upto_id)
+        try:
+            return [
+                (r[0], r[1], r[2], r[3], int(r[4]), r[5])
+                for r in self._conn.execute(
+                    "SELECT user, exp, course, t, id, state FROM events WHERE id > ? AND id <= ?"
+                    " AND type = 'feedback' AND state IS NOT NULL AND subject IS NOT NULL"
+                    " AND user IS NOT NULL AND exp IS NOT NULL AND course IS NOT NULL",
+                    (int(after_id), upper),
+                )
+            ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
+
+    def student_events(
+        self, user: str, exp: str, course: str
+    ) -> List[Tuple[int, Optional[int], str, Optional[str], Optional[str], Optional[str], Optional[str]]]:
+        """Every event of the student ordered by (t, id).
+
+        Columns: (id, t, type, hardware, log, state, subject); ``state``/``subject`` are set only on
+        counted feedback reports.
+        """
+        try:
+            return [
+                tuple(r)  # type: ignore[misc]
+                for r in self._conn.execute(
+                    "SELECT id, t, type, hardware, log, state, subject FROM events"
+                    " WHERE user = ? AND exp = ? AND course = ? ORDER BY t, id",
+                    (user, exp, course),
+                )
+            ]
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.path}: {exc}") from exc
