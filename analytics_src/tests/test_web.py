@@ -395,7 +395,7 @@ def test_read_only_store_refuses_every_write(recorded_db: Path, registry: Regist
     before = _digest(recorded_db)
     store = Store.read_only(recorded_db)
     try:
-        with pytest.raises(sqlite3.OperationalError, match=r"readonly|read-only|query_only"):
+        with pytest.raises(StoreError, match=r"readonly|read-only|query_only"):
             store.add_events([parse_message(_msg("x", 1, "voltage"), registry, None).event])  # type: ignore[list-item]
         with pytest.raises(sqlite3.OperationalError):
             store._conn.execute("PRAGMA query_only = OFF")

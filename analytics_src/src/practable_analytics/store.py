@@ -224,7 +224,9 @@ class Store:
         try:
             if readonly:
                 uri = "file:" + quote(str(self.path.resolve()), safe="/") + "?mode=ro"
-                self._conn = sqlite3.connect(uri, uri=True, timeout=busy_timeout_s, isolation_level=None)
+                self._conn = sqlite3.connect(
+                    uri, uri=True, timeout=busy_timeout_s, isolation_level=None, cached_statements=64
+                )
             else:
                 self._conn = sqlite3.connect(
                     str(self.path), timeout=busy_timeout_s, isolation_level=None, cached_statements=64
@@ -233,6 +235,8 @@ class Store:
             raise StoreError(f"{self.path}: cannot open database: {exc}") from exc
         if readonly:
             try:
+                self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+                self._conn.execute("PRAGMA query_only = ON")
                 version = self.schema_version()
             except (sqlite3.Error, StoreError) as exc:
                 self._conn.close()
@@ -677,22 +681,8 @@ class Store:
         Readers never block the loggers in WAL mode. The file must already be at this program's
         schema version (the loggers migrate it); anything else is a :class:`StoreError`.
         """
-        self = cls.__new__(cls)
-        self.path = Path(path)
-        uri = self.path.resolve().as_uri() + "?mode=ro"
-        try:
-            self._conn = sqlite3.connect(
-                uri, uri=True, timeout=busy_timeout_s, isolation_level=None, cached_statements=64
-            )
-        except sqlite3.Error as exc:
-            raise StoreError(f"{self.path}: cannot open database read-only: {exc}") from exc
-        try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            self._conn.execute("PRAGMA query_only = ON")
-            version = self.schema_version()
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise StoreError(f"{self.path}: not a usable analytics database: {exc}") from exc
+        self = cls(path, readonly=True, busy_timeout_s=busy_timeout_s)
+        version = self.schema_version()
         if version != SCHEMA_VERSION:
             self._conn.close()
             raise StoreError(
