@@ -17,7 +17,7 @@ def load(role, *parts):
 
 
 def test_all_roles_are_checked():
-    assert ROLE_NAMES == ["common", "analytics", "golang", "relay", "relay_rules"]
+    assert ROLE_NAMES == ["analytics", "common", "golang", "relay", "relay_rules"]
 
 
 def prefix(role):
