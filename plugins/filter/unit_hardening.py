@@ -79,7 +79,6 @@ OPTIONS = (
     ("RemoveIPC=yes", 0),
     ("SystemCallArchitectures=native", 0),
     ("SystemCallFilter=@system-service", 0),
-    ("SystemCallFilter=~@privileged @resources", 0),
     ("SystemCallErrorNumber=EPERM", 0),
     ("ProtectProc=invisible", 247),
     ("ProcSubset=pid", 247),
