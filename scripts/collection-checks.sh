@@ -120,7 +120,7 @@ step_build() {
     tarball="$(ls "$WORK"/build/practable-analytics-*.tar.gz)"
     tar -tzf "$tarball" > "$WORK/contents.txt"
     local bad
-    bad="$(grep -E '^(tests|molecule|demo|collections|\.cache|\.venv|\.collections|\.ansible)/|^analytics_src/(tests|benchmarks)/|__pycache__|\.hypothesis|\.pytest_cache|\.ruff_cache' "$WORK/contents.txt" || true)"
+    bad="$(grep -E '^(tests|molecule|demo|collections|\.cache|\.venv|\.collections|\.ansible)/|^analytics_src/(tests|benchmarks)/|__pycache__|\.hypothesis|\.pytest_cache|\.ruff_cache|vault[^/]*$' "$WORK/contents.txt" || true)"
     if [ -n "$bad" ]; then
         echo "the collection tarball holds files it must not:" >&2
         echo "$bad" | head -20 >&2

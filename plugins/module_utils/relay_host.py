@@ -2,8 +2,15 @@
 # MIT License (see LICENSE or https://opensource.org/licenses/MIT)
 """Client for the practable relay host API (``session-relay host``).
 
-Runs on the managed host with its own Python (3.8 or newer), so it only uses
-the standard library and ``ansible.module_utils.urls``.
+Runs on the managed host with its own Python (3.8 or newer) and uses only the
+standard library, plus ``ansible.module_utils.urls`` when Ansible runs it (the
+relay_destination module). The same file is installed on the host for
+session-rules.service (``apply-relay-rules``), which imports it without Ansible.
+
+It also owns the host plan (``/etc/practable/plan.json``): its shape
+(:func:`build_plan`, used by the ``host_plan`` filter on the controller) and
+its reading (:func:`load_plan`, :func:`rules_from_plan`, used by the module and
+by the boot-time re-apply).
 
 API facts this client relies on (SPEC section 4):
 
@@ -17,13 +24,31 @@ API facts this client relies on (SPEC section 4):
 """
 
 import json
+import os
 import re
 import socket
 import time
 from urllib.error import HTTPError, URLError
+from urllib.request import Request, urlopen
 
-from ansible.module_utils.urls import open_url
+try:
+    from ansible.module_utils.urls import open_url
+except ImportError:  # boot-time re-apply: the host's Python without Ansible
+    open_url = None
 
+#: Device names: relay rule ids, file name suffixes and systemd instance names.
+DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
+#: URLs a rule may forward to.
+URL_RE = re.compile(r"^(https?|wss?)://[^\s/]+\S*$")
+#: Version of the plan file format this code writes and reads.
+PLAN_FORMAT = 1
+#: Largest plan or token file read.
+MAX_FILE = 1024 * 1024
+#: The relay host's port when nobody says otherwise (the seed's VW_PORT).
+DEFAULT_PORT = 8888
+#: The logger units: one process for every stream, or the target grouping one unit per device.
+ALL_UNIT = "analytics-logger-all.service"
+TARGET = "analytics-loggers.target"
 #: Ids the relay accepts (SPEC section 4).
 RULE_ID_RE = re.compile(r"^[a-zA-Z0-9/-]+$")
 #: Ids that collide with special routes of the host.
@@ -36,6 +61,33 @@ MASK = "<hidden>"
 
 class RelayHostError(Exception):
     """Any failure to talk to the relay host, with a message fit for an operator."""
+
+
+class PlanError(ValueError):
+    """The host plan (or a file it names) is missing or invalid."""
+
+
+def normalise_base(url):
+    """A base URL as every consumer uses it: surrounding space and trailing slashes removed.
+
+    The token audience (``aud``) and the destination URL both come from this, so
+    ``https://a/`` and ``https://a`` give the same tokens and rules.
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise PlanError("a base URL must be a non-empty string")
+    return url.strip().rstrip("/")
+
+
+def destination_url(access_base, device):
+    """The access URL of one device's log topic: ``<base>/session/<device>-log``."""
+    return f"{normalise_base(access_base)}/session/{device}-log"
+
+
+def _urllib_open(url, data=None, method="GET", headers=None, timeout=10.0, **_ignored):
+    """``open_url``'s calling convention on the standard library (no redirects followed)."""
+    body = None if data is None else data.encode("utf-8")
+    request = Request(url, data=body, method=method, headers=headers or {})  # noqa: S310 (the plan's URL)
+    return urlopen(request, timeout=timeout)  # noqa: S310
 
 
 def normalise_stream(stream):
@@ -91,7 +143,7 @@ class RelayHost:
             raise RelayHostError(f"api_url {api_url!r} must be an http:// or https:// URL")
         self.api_url = api_url.rstrip("/")
         self.timeout = float(timeout)
-        self._open = opener or open_url
+        self._open = opener or open_url or _urllib_open
 
     # -- low level -------------------------------------------------------
     def _request(self, method, path, body=None):
@@ -238,3 +290,177 @@ def plan(current, wanted, absent_ids, purge):
         sorted(update, key=lambda r: r["id"]),
         sorted(remove),
     )
+
+
+def apply_rules(host, wanted, absent_ids, purge, check_mode=False):
+    """Bring the host's rules to ``wanted`` (posting only what differs) and say what changed.
+
+    Returns ``(current, after, add, update, remove)``; ``after`` is predicted in check mode.
+    """
+    current = host.list()
+    add, update, remove = plan(current, wanted, absent_ids, purge)
+    after = dict(current)
+    for rule in add + update:
+        after[rule["id"]] = rule
+    for rule_id in remove:
+        after.pop(rule_id, None)
+    if not check_mode:
+        for rule in add + update:
+            host.put(rule)
+        for rule_id in remove:
+            host.delete(rule_id)
+    return current, after, add, update, remove
+
+
+# -- the host plan --------------------------------------------------------------------------------
+def build_plan(devices, access_base, **options):
+    """The host plan: every fact about the devices that the roles, units and scripts derive from.
+
+    ``devices`` is a list of expanded device names; ``options``: ``relay_port`` (DEFAULT_PORT),
+    ``config_dir`` (/etc/practable), ``single_process`` (False), ``stream_base`` and ``api_url``
+    (empty: on loopback at the relay port). Raises PlanError for invalid input.
+    """
+    unknown = set(options) - {"relay_port", "config_dir", "single_process", "stream_base", "api_url"}
+    if unknown:
+        raise PlanError("unknown plan option(s): " + ", ".join(sorted(unknown)))
+    relay_port = options.get("relay_port", DEFAULT_PORT)
+    config_dir = options.get("config_dir") or "/etc/practable"
+    stream_base = options.get("stream_base") or ""
+    api_url = options.get("api_url") or ""
+    try:
+        port = int(relay_port)
+    except (TypeError, ValueError) as exc:
+        raise PlanError(f"relay port {relay_port!r} is not a number") from exc
+    if not 0 < port < 65536:
+        raise PlanError(f"relay port {port} is outside 1-65535")
+    if not isinstance(config_dir, str) or not config_dir.startswith("/"):
+        raise PlanError(f"config_dir {config_dir!r} must be an absolute path")
+    config_dir = config_dir.rstrip("/") or "/"
+    base = normalise_base(access_base)
+    if not URL_RE.match(base):
+        raise PlanError(f"access base {base!r} is not an http(s) or ws(s) URL")
+    api = normalise_base(api_url) if api_url else f"http://127.0.0.1:{port}"
+    if not re.match(r"^https?://[^/\s]+$", api):
+        raise PlanError(f"relay API URL {api!r} must be http(s)://host:port")
+    streams = normalise_base(stream_base) if stream_base else f"ws://127.0.0.1:{port}/ws"
+    if not re.match(r"^wss?://[^/\s]+", streams):
+        raise PlanError(f"stream base {streams!r} must be a ws(s):// URL")
+    if not isinstance(devices, (list, tuple)):
+        raise PlanError("devices must be a list of names")
+    single = bool(options.get("single_process", False))
+    entries = []
+    seen = set()
+    for device in devices:
+        if not isinstance(device, str) or not DEVICE_RE.match(device):
+            raise PlanError(f"device name {device!r} must match {DEVICE_RE.pattern}")
+        if device in seen:
+            raise PlanError(f"device {device!r} is listed twice")
+        seen.add(device)
+        entries.append(
+            {
+                "id": device,
+                "stream": device,
+                "destination": destination_url(base, device),
+                "access_file": f"{config_dir}/log.access.{device}",
+                "token_file": f"{config_dir}/log.token.{device}",
+                "stream_url": f"{streams}/{device}",
+                "logger_unit": ALL_UNIT if single else f"analytics-logger@{device}.service",
+            }
+        )
+    per_device = [f"analytics-logger@{e['id']}.service" for e in entries]
+    return {
+        "format": PLAN_FORMAT,
+        "api_url": api,
+        "access_base": base,
+        "stream_base": streams,
+        "config_dir": config_dir,
+        "devices": entries,
+        "loggers": {
+            "mode": "single" if single else "per-device",
+            # what is enabled and started (in this order), what one restart goes through
+            "units": [ALL_UNIT] if single else [*per_device, TARGET],
+            "group": ALL_UNIT if single else TARGET,
+            # the other mode's units: stopped and disabled
+            "other": [TARGET, *per_device] if single else [ALL_UNIT],
+        },
+    }
+
+
+def _read_small(path, what):
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+    except OSError as exc:
+        raise PlanError(f"{what} {path}: {exc.strerror or exc}") from exc
+    with os.fdopen(fd, "rb") as handle:
+        data = handle.read(MAX_FILE + 1)
+    if len(data) > MAX_FILE:
+        raise PlanError(f"{what} {path} is larger than {MAX_FILE} bytes")
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PlanError(f"{what} {path} is not UTF-8") from exc
+
+
+def check_plan(data):
+    """Raise PlanError unless ``data`` has the plan's shape; return it."""
+    if not isinstance(data, dict):
+        raise PlanError("the plan is not a JSON object")
+    if data.get("format") != PLAN_FORMAT:
+        raise PlanError(f"plan format {data.get('format')!r} is not {PLAN_FORMAT}")
+    api = data.get("api_url")
+    if not isinstance(api, str) or not re.match(r"^https?://[^/\s]+$", api):
+        raise PlanError(f"plan api_url {api!r} must be http(s)://host:port")
+    devices = data.get("devices")
+    if not isinstance(devices, list):
+        raise PlanError("plan devices is not a list")
+    for index, entry in enumerate(devices):
+        if not isinstance(entry, dict):
+            raise PlanError(f"plan devices[{index}] is not an object")
+        device = entry.get("id")
+        if not isinstance(device, str) or not DEVICE_RE.match(device):
+            raise PlanError(f"plan devices[{index}]: id {device!r} must match {DEVICE_RE.pattern}")
+        if not URL_RE.match(str(entry.get("destination") or "")):
+            raise PlanError(f"{device}: destination {entry.get('destination')!r} is not an http(s)/ws(s) URL")
+        token_file = entry.get("token_file")
+        if not isinstance(token_file, str) or not token_file.startswith("/"):
+            raise PlanError(f"{device}: token_file {token_file!r} must be an absolute path")
+    return data
+
+
+def load_plan(path):
+    """The plan written on the host, checked."""
+    text = _read_small(path, "plan")
+    try:
+        data = json.loads(text)
+    except ValueError as exc:
+        raise PlanError(f"plan {path} is not JSON: {exc}") from exc
+    return check_plan(data)
+
+
+def rules_from_plan(data):
+    """(rules, problems): the wanted rule of each device, its token read from the token file.
+
+    A device whose token cannot be read is a problem (named with the device); the others still count.
+    """
+    rules = []
+    problems = []
+    for entry in check_plan(data)["devices"]:
+        try:
+            token = _read_small(entry["token_file"], "token file").strip()
+        except PlanError as exc:
+            problems.append(f"{entry['id']}: {exc}")
+            continue
+        if not token or any(c.isspace() for c in token):
+            problems.append(f"{entry['id']}: token file {entry['token_file']} is empty or holds whitespace")
+            continue
+        rules.append(
+            normalise_rule(
+                {
+                    "id": entry["id"],
+                    "stream": entry.get("stream") or entry["id"],
+                    "destination": entry["destination"],
+                    "token": token,
+                }
+            )
+        )
+    return rules, problems

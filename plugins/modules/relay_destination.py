@@ -16,19 +16,27 @@ description:
   - Removes rules one by one with C(DELETE /api/destinations/<id>), never with the C(all) or
     C(deleteAll) routes.
   - The relay host keeps rules in memory only; they are lost when it restarts. The C(relay_rules) role
-    installs a service that re-applies them.
+    installs a service that re-applies them from the same host plan (O(plan)) with the same client code.
 author:
   - practable.analytics contributors (@practable)
 options:
   api_url:
     description:
-      - Base URL of the relay host API.
+      - Base URL of the relay host API. With O(plan), the plan's C(api_url) is used instead.
     type: str
     default: http://127.0.0.1:8888
+  plan:
+    description:
+      - Path on the host of a host plan (C(/etc/practable/plan.json), written by the C(relay_rules) role from
+        the P(practable.analytics.host_plan#filter) filter). Every device in it gets its rule, the token read
+        from the device's C(token_file) on the host, so tokens never pass through the module's arguments.
+      - Mutually exclusive with O(id) and O(destinations).
+    type: path
+    version_added: "0.2.0"
   id:
     description:
       - Id of one rule. Must match C([a-zA-Z0-9-/]+) and must not be C(all) or C(deleteAll).
-      - Mutually exclusive with O(destinations).
+      - Mutually exclusive with O(destinations) and O(plan).
     type: str
   stream:
     description:
@@ -127,6 +135,11 @@ EXAMPLES = r"""
   practable.analytics.relay_destination:
     id: spin41
     state: absent
+
+- name: Every device of the host plan, tokens read from their files on the host, other rules removed
+  practable.analytics.relay_destination:
+    plan: /etc/practable/plan.json
+    purge: true
 """
 
 RETURN = r"""
@@ -164,11 +177,14 @@ rules:
 
 from ansible.module_utils.basic import AnsibleModule  # noqa: E402
 from ansible_collections.practable.analytics.plugins.module_utils.relay_host import (  # noqa: E402
+    PlanError,
     RelayHost,
     RelayHostError,
+    apply_rules,
+    load_plan,
     mask_rule,
     normalise_rule,
-    plan,
+    rules_from_plan,
     validate_rule_id,
 )
 
@@ -176,7 +192,15 @@ from ansible_collections.practable.analytics.plugins.module_utils.relay_host imp
 def _wanted_from_params(module):
     """(wanted rules, absent ids) from the module parameters; fails on invalid input."""
     params = module.params
-    if params["destinations"] is not None:
+    if params["plan"] is not None:
+        try:
+            rules, problems = rules_from_plan(load_plan(params["plan"]))
+        except PlanError as exc:
+            module.fail_json(msg=str(exc))
+        if problems:
+            module.fail_json(msg="; ".join(problems))
+        items = [dict(rule, state="present") for rule in rules]
+    elif params["destinations"] is not None:
         items = params["destinations"]
     else:
         items = [
@@ -231,6 +255,7 @@ def main():
     module = AnsibleModule(
         argument_spec=dict(
             api_url=dict(type="str", default="http://127.0.0.1:8888"),
+            plan=dict(type="path"),
             id=dict(type="str"),
             stream=dict(type="str"),
             destination=dict(type="str"),
@@ -241,40 +266,31 @@ def main():
             wait_timeout=dict(type="int", default=30),
             timeout=dict(type="int", default=10),
         ),
-        mutually_exclusive=[["id", "destinations"]],
-        required_one_of=[["id", "destinations"]],
+        mutually_exclusive=[["id", "destinations", "plan"]],
+        required_one_of=[["id", "destinations", "plan"]],
         supports_check_mode=True,
     )
     if module.params["wait_timeout"] < 0 or module.params["timeout"] <= 0:
         module.fail_json(msg="wait_timeout must be >= 0 and timeout > 0")
 
     wanted, absent = _wanted_from_params(module)
+    api_url = module.params["api_url"]
+    if module.params["plan"] is not None:
+        api_url = load_plan(module.params["plan"])["api_url"]
     try:
-        host = RelayHost(module.params["api_url"], timeout=module.params["timeout"])
+        host = RelayHost(api_url, timeout=module.params["timeout"])
         host.wait(module.params["wait_timeout"])
-        current = host.list()
     except RelayHostError as exc:
         module.fail_json(msg=str(exc))
-
-    add, update, remove = plan(current, wanted, absent, module.params["purge"])
-
-    after = dict(current)
-    for rule in add + update:
-        after[rule["id"]] = rule
-    for rule_id in remove:
-        after.pop(rule_id, None)
+    try:
+        current, after, add, update, remove = apply_rules(
+            host, wanted, absent, module.params["purge"], check_mode=module.check_mode
+        )
+    except RelayHostError as exc:
+        module.fail_json(msg=str(exc), changed=True)
 
     changed_ids = sorted(set([r["id"] for r in add + update] + remove))
     changed = bool(changed_ids)
-
-    if changed and not module.check_mode:
-        try:
-            for rule in add + update:
-                host.put(rule)
-            for rule_id in remove:
-                host.delete(rule_id)
-        except RelayHostError as exc:
-            module.fail_json(msg=str(exc), changed=True)
 
     result = dict(
         changed=changed,

@@ -4,12 +4,19 @@
 
 Tokens are HS256 JWTs signed with the relay secret, with the claims
 ``topic`` (``<stream>-log``), ``prefix`` (``session``), ``scopes``
-(``["read", "write"]``), ``aud`` (``[access base]``), ``iat``, ``nbf`` (= iat)
-and ``exp`` (iat + lifetime).
+(``["read", "write"]``), ``aud`` (``[access base]``, trailing slashes removed by
+relay_host.normalise_base exactly as for the destination URL), ``iat``, ``nbf`` (= iat) and ``exp``
+(iat + lifetime).
 """
 
 import re
 import time
+
+from ansible_collections.practable.analytics.plugins.module_utils.relay_host import (
+    DEVICE_RE,
+    PlanError,
+    normalise_base,
+)
 
 try:
     import jwt
@@ -23,8 +30,6 @@ except ImportError as _exc:  # pragma: no cover - depends on the controller
 
 #: One year, the lifetime the seed used.
 DEFAULT_LIFETIME = 31536000
-#: Names usable as relay ids, file name suffixes and systemd instance names.
-DEVICE_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9-]*$")
 RANGE_RE = re.compile(r"^([A-Za-z0-9-]*?)([0-9]+)\.\.([A-Za-z0-9-]*?)([0-9]+)$")
 #: Largest range a single item may expand to (catches typos such as spin1..spin1000000).
 MAX_RANGE = 10000
@@ -48,11 +53,15 @@ def expected_claims(stream, access_base):
     """The claims other than times a token for ``stream`` must carry."""
     _check_text("stream", stream)
     _check_text("access_base", access_base)
+    try:
+        audience = normalise_base(access_base)
+    except PlanError as exc:
+        raise RelayTokenError(str(exc)) from exc
     return {
         "topic": stream.lstrip("/") + "-log",
         "prefix": "session",
         "scopes": ["read", "write"],
-        "aud": [access_base],
+        "aud": [audience],
     }
 
 
@@ -95,7 +104,7 @@ def check(token, secret, stream, access_base, min_days=30, now=None):  # noqa: P
             token.strip(),
             secret,
             algorithms=["HS256"],
-            audience=access_base,
+            audience=want["aud"][0],
             options={
                 "verify_exp": False,
                 "verify_nbf": False,

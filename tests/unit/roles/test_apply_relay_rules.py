@@ -1,8 +1,9 @@
-"""The relay_rules role's apply-relay-rules script (what session-rules.service runs), as a subprocess
-against the relay host stand-in on 127.0.0.1."""
+"""session-rules.service's apply-relay-rules: the script and the collection's one relay API client
+(plugins/module_utils/relay_host.py) laid out as the relay_rules role installs them, without Ansible,
+run from the host plan against the relay host stand-in on 127.0.0.1."""
 
 import json
-import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -16,15 +17,50 @@ import pytest
 
 relay_standin = pytest.importorskip("relay_standin")
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from pythons import pythons  # noqa: E402
+
 REPO = Path(__file__).resolve().parents[3]
 SCRIPT = REPO / "roles" / "relay_rules" / "files" / "apply-relay-rules.py"
-PY38 = Path(os.environ.get("PYTHON38") or "python3.8-unset")  # a CPython 3.8; skipped when unset
-PYTHONS = [sys.executable] + ([str(PY38)] if PY38.exists() else [])
+CLIENT = REPO / "plugins" / "module_utils" / "relay_host.py"
+PYTHONS = pythons()
 
 
-def run(api_url, config_dir, *extra, python=sys.executable, timeout=30):
+@pytest.fixture
+def installed(tmp_path):
+    """The script and the client in one directory, as on the host (no Ansible importable there)."""
+    libexec = tmp_path / "libexec"
+    libexec.mkdir()
+    shutil.copy(SCRIPT, libexec / "apply-relay-rules")
+    shutil.copy(CLIENT, libexec / "relay_host.py")
+    return libexec / "apply-relay-rules"
+
+
+def write_plan(config_dir, api_url, devices, access_base="ws://127.0.0.1:1"):
+    """A plan as the host_plan filter writes it, with a token file per device (None: no token file)."""
+    entries = []
+    for device, token in devices.items():
+        token_file = config_dir / ("log.token." + device)
+        if token is not None:
+            token_file.write_text(token + "\n")
+        entries.append(
+            {
+                "id": device,
+                "stream": device,
+                "destination": f"{access_base}/session/{device}-log",
+                "token_file": str(token_file),
+            }
+        )
+    plan = {"format": 1, "api_url": api_url, "devices": entries}
+    path = config_dir / "plan.json"
+    path.write_text(json.dumps(plan))
+    return path
+
+
+def run(script, plan, *extra, python=sys.executable, timeout=30):
+    # -I: isolated, as on a host without Ansible: the script must find the client beside itself
     proc = subprocess.run(
-        [python, str(SCRIPT), "--api-url", api_url, "--config-dir", str(config_dir), *extra],
+        [python, "-I", str(script), "--plan", str(plan), *extra],
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -33,20 +69,16 @@ def run(api_url, config_dir, *extra, python=sys.executable, timeout=30):
     return proc.returncode, proc.stderr
 
 
-def write_device(config_dir, device, access, token):
-    (config_dir / ("log.access." + device)).write_text(access + "\n")
-    (config_dir / ("log.token." + device)).write_text(token + "\n")
+def free_port():
+    """A port nothing listens on."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
 
 
 def rules(host):
     with urllib.request.urlopen(host.url + "/api/destinations/all", timeout=5) as response:
         return json.loads(response.read())
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture
@@ -57,12 +89,9 @@ def host():
 
 
 @pytest.mark.parametrize("python", PYTHONS)
-def test_posts_missing_rules_then_leaves_unchanged_ones_alone(host, tmp_path, python):
-    for device in ("spin30", "spin31"):
-        write_device(tmp_path, device, f"ws://127.0.0.1:1/session/{device}-log", "tok-" + device)
-    (tmp_path / "relay-rules.devices").write_text("# devices\nspin30\nspin31\n")
-
-    rc, log = run(host.url, tmp_path, python=python)
+def test_posts_missing_rules_then_leaves_unchanged_ones_alone(host, tmp_path, installed, python):
+    plan = write_plan(tmp_path, host.url, {"spin30": "tok-spin30", "spin31": "tok-spin31"})
+    rc, log = run(installed, plan, python=python)
     assert rc == 0, log
     assert "rule spin30 added" in log and "rule spin31 added" in log
     assert {k: (v["stream"], v["destination"], v["token"]) for k, v in rules(host).items()} == {
@@ -70,7 +99,7 @@ def test_posts_missing_rules_then_leaves_unchanged_ones_alone(host, tmp_path, py
         "spin31": ("spin31", "ws://127.0.0.1:1/session/spin31-log", "tok-spin31"),
     }
 
-    # A rule changed behind its back is put back; the other is not re-posted.
+    # A token changed behind its back is put back; the other rule is not re-posted.
     posted = []
     original = host.server.set_rule
 
@@ -79,81 +108,63 @@ def test_posts_missing_rules_then_leaves_unchanged_ones_alone(host, tmp_path, py
         original(rule)
 
     host.server.set_rule = spy
-    write_device(tmp_path, "spin31", "ws://127.0.0.1:1/session/spin31-log", "new-token")
-    rc, log = run(host.url, tmp_path, python=python)
+    (tmp_path / "log.token.spin31").write_text("new-token\n")
+    rc, log = run(installed, plan, python=python)
     assert rc == 0, log
     assert posted == ["spin31"]
-    assert "rule spin30 unchanged" in log and "rule spin31 updated" in log
+    assert "rule spin31 updated" in log and "spin30" not in log.replace("rule(s)", "")
     assert rules(host)["spin31"]["token"] == "new-token"
 
 
-def test_without_device_list_every_access_file_counts(host, tmp_path):
-    write_device(tmp_path, "pend01", "https://relay.example/session/pend01-log", "t1")
-    rc, log = run(host.url, tmp_path)
-    assert rc == 0, log
-    assert list(rules(host)) == ["pend01"]
-
-
-def test_waits_for_the_api_with_bounded_retry(tmp_path):
-    write_device(tmp_path, "spin30", "ws://127.0.0.1:1/x", "t")
-    port = free_port()
-    holder = {}
-
-    def later():
-        time.sleep(1.0)
-        holder["host"] = relay_standin.start_host(port=port, bind="127.0.0.1")
-
-    thread = threading.Thread(target=later)
-    thread.start()
-    try:
-        rc, log = run(f"http://127.0.0.1:{port}", tmp_path, "--wait-timeout", "15")
-        thread.join()
-        assert rc == 0, log
-        assert list(rules(holder["host"])) == ["spin30"]
-        assert "ready after" in log
-    finally:
-        thread.join()
-        if "host" in holder:
-            holder["host"].stop()
-
-
-def test_gives_up_when_the_api_never_answers(tmp_path):
-    write_device(tmp_path, "spin30", "ws://127.0.0.1:1/x", "t")
+def test_gives_up_when_the_api_never_answers(tmp_path, installed):
+    plan = write_plan(tmp_path, f"http://127.0.0.1:{free_port()}", {"spin30": "t"})
     started = time.monotonic()
-    rc, log = run(f"http://127.0.0.1:{free_port()}", tmp_path, "--wait-timeout", "1.5")
+    rc, log = run(installed, plan, "--wait-timeout", "1.5")
     assert rc == 1
     assert "not ready after" in log
     assert time.monotonic() - started < 15
 
 
-def test_missing_token_file_fails_but_applies_the_others(host, tmp_path):
-    write_device(tmp_path, "spin30", "ws://127.0.0.1:1/x", "t")
-    (tmp_path / "log.access.spin31").write_text("ws://127.0.0.1:1/y\n")
-    (tmp_path / "relay-rules.devices").write_text("spin30\nspin31\n")
-    rc, log = run(host.url, tmp_path)
+def test_missing_token_file_fails_but_applies_the_others(host, tmp_path, installed):
+    plan = write_plan(tmp_path, host.url, {"spin30": "t", "spin31": None})
+    rc, log = run(installed, plan)
     assert rc == 1
     assert "spin31" in log and "log.token.spin31" in log
     assert list(rules(host)) == ["spin30"]
 
 
-@pytest.mark.parametrize("content", ["spin/30\n", "../etc\n", "deleteAll x\n"])
-def test_bad_device_names_are_refused(host, tmp_path, content):
-    (tmp_path / "relay-rules.devices").write_text(content)
-    rc, log = run(host.url, tmp_path)
+@pytest.mark.parametrize(
+    ("change", "reason"),
+    [
+        ({"id": "spin/30"}, "must match"),
+        ({"id": "../etc"}, "must match"),
+        ({"destination": "not a url"}, "URL"),
+        ({"token_file": "relative/path"}, "absolute path"),
+    ],
+)
+def test_an_invalid_plan_is_refused_before_any_request(host, tmp_path, installed, change, reason):
+    plan = write_plan(tmp_path, host.url, {"spin30": "t"})
+    data = json.loads(plan.read_text())
+    data["devices"][0].update(change)
+    plan.write_text(json.dumps(data))
+    rc, log = run(installed, plan)
     assert rc == 2
-    assert "device name" in log
+    assert reason in log
     assert rules(host) == {}
 
 
-def test_bad_access_url_is_skipped(host, tmp_path):
-    write_device(tmp_path, "spin30", "not a url", "t")
-    rc, log = run(host.url, tmp_path)
-    assert rc == 1
-    assert "is not an http(s) or ws(s) URL" in log
-    assert rules(host) == {}
+@pytest.mark.parametrize(
+    "content", ["", "{", '{"format": 2, "api_url": "http://127.0.0.1:1", "devices": []}']
+)
+def test_an_unreadable_plan_exits_2(tmp_path, installed, content):
+    plan = tmp_path / "plan.json"
+    plan.write_text(content)
+    rc, log = run(installed, plan)
+    assert rc == 2, log
+    assert "plan" in log
 
 
-def test_api_error_is_reported(tmp_path):
+def test_api_error_is_reported(tmp_path, installed):
     """A host whose rule listing fails with 500 makes the script fail with the body in the log."""
 
     class Broken(BaseHTTPRequestHandler):
@@ -171,11 +182,10 @@ def test_api_error_is_reported(tmp_path):
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
-        write_device(tmp_path, "spin30", "ws://127.0.0.1:1/x", "t")
-        rc, log = run(f"http://127.0.0.1:{server.server_port}", tmp_path)
+        plan = write_plan(tmp_path, f"http://127.0.0.1:{server.server_port}", {"spin30": "t"})
+        rc, log = run(installed, plan)
     finally:
         server.shutdown()
         server.server_close()
     assert rc == 1
     assert "HTTP 500: boom" in log
-    assert os.path.exists(SCRIPT)

@@ -30,9 +30,11 @@ MODULE = "ansible_collections.practable.analytics.plugins.modules.relay_destinat
 SECRET = "test-secret-that-is-long-enough-for-hs256"
 
 
-PY38 = Path(os.environ.get("PYTHON38") or "python3.8-unset")  # a CPython 3.8; skipped when unset
+sys.path.insert(0, str(REPO / "tests" / "unit"))
+from pythons import pythons  # noqa: E402
+
 #: The controller's Python and, when present, CPython 3.8 (Ubuntu 20.04 targets run modules with it).
-PYTHONS = [sys.executable] + ([str(PY38)] if PY38.exists() else [])
+PYTHONS = pythons()
 
 
 def run_module(args, check=False, diff=False, timeout=60, python=sys.executable):
@@ -231,32 +233,41 @@ def test_unreachable_api_fails_after_the_wait_timeout():
     assert 1.5 < elapsed < 20
 
 
-def test_waits_for_an_api_that_comes_up_late(remote):
-    port = free_port()
-    holder = {}
-
-    def later():
-        time.sleep(1.0)
-        holder["host"] = relay_standin.start_host(port=port, bind="127.0.0.1")
-
-    thread = threading.Thread(target=later)
-    thread.start()
-    host_rules = None
-    try:
-        rc, result, _stdout = run_module(
+@pytest.mark.parametrize("python", PYTHONS)
+def test_plan_reads_tokens_from_the_host_files(host, remote, tmp_path, python):
+    """With plan=, every device of the host plan gets its rule, the token read from its file; the tokens
+    never appear in the arguments or the output."""
+    plan = {"format": 1, "api_url": host.url, "devices": []}
+    tokens = {}
+    for device in ("spin30", "spin31"):
+        tokens[device] = relay_token(SECRET, device, remote.url)
+        token_file = tmp_path / ("log.token." + device)
+        token_file.write_text(tokens[device] + "\n")
+        plan["devices"].append(
             {
-                "api_url": f"http://127.0.0.1:{port}",
-                "destinations": [rule_for(remote, "spin30")],
-                "wait_timeout": 15,
+                "id": device,
+                "stream": device,
+                "destination": remote.access_url(device + "-log"),
+                "token_file": str(token_file),
             }
         )
-    finally:
-        thread.join()
-        if "host" in holder:
-            host_rules = current_rules(holder["host"])
-            holder["host"].stop()
+    (tmp_path / "plan.json").write_text(json.dumps(plan))
+    args = {"plan": str(tmp_path / "plan.json"), "api_url": "http://127.0.0.1:1", "purge": True}
+
+    rc, result, stdout = run_module(args, python=python)
     assert rc == 0, result
-    assert host_rules is not None and list(host_rules) == ["spin30"]
+    assert result["added"] == ["spin30", "spin31"]
+    assert all(token not in stdout for token in tokens.values())
+    assert {k: v["token"] for k, v in current_rules(host).items()} == tokens
+    for device in tokens:
+        assert wait_connected(host, device)["connects"] == 1
+
+    rc, result, _stdout = run_module(args, python=python)
+    assert rc == 0 and result["changed"] is False
+
+    (tmp_path / "log.token.spin31").unlink()
+    rc, result, _stdout = run_module(args, python=python)
+    assert rc != 0 and "spin31" in result["msg"] and "log.token.spin31" in result["msg"]
 
 
 class _Broken(BaseHTTPRequestHandler):
