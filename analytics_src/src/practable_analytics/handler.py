@@ -82,10 +82,15 @@ class Handler:
             return [parsed.error]
         if parsed.request is None:
             return []
-        error = self._responder.check(parsed.request)
+        return self.answer(parsed.request)
+
+    def answer(self, request: Request) -> List[Dict[str, Any]]:
+        """The dashboard's answer to one request from what the store holds now (also the class
+        view's numbers: one answer path)."""
+        error = self._responder.check(request)
         if error is not None:
             return [error]
-        return self._answer(parsed.request)
+        return self._answer(request)
 
     # -- internals -------------------------------------------------------------------------------
 

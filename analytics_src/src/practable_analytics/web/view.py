@@ -1,9 +1,9 @@
 """What the class view shows, computed from a read-only store with the dashboard's own answer code.
 
-Every number (distances, indicators, graphs) comes from :class:`practable_analytics.responses.Responder`
-fed with the store's matrix and feedback counts, exactly as :class:`practable_analytics.handler.Handler`
-answers the dashboard: one code path. This module adds only what the dashboard has no answer for: the
-most likely task, times, the latest feedback and the status rules.
+Every number (distances, indicators, graphs) comes from :meth:`practable_analytics.handler.Handler.answer`
+over the read-only store, the very method that answers the dashboard: one code path. This module
+adds only what the dashboard has no answer for: the most likely task, times, the latest feedback and
+the status rules.
 
 Per-student results are cached by the student's largest event id, so a refresh only recomputes the
 students who have new events.
@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Callable, Dict, List, Mapping, NamedTuple, Optional, Sequence, Set, Tuple
 
 from practable_analytics.experiments import Registry
+from practable_analytics.handler import Handler
 from practable_analytics.messages import Request, valid_id
-from practable_analytics.responses import Responder
 from practable_analytics.store import Store
 from practable_analytics.taskgraph import NEGATIVE_STATES
 
@@ -141,7 +141,6 @@ class ClassView:
             raise ValueError("stuck_minutes must be positive")
         self._open_store = open_store
         self._registry = registry
-        self._responder = Responder(registry)
         self.stuck_ms = int(stuck_minutes * 60000)
         self._clock_ms = clock_ms
         self._local = threading.local()
@@ -174,6 +173,16 @@ class ClassView:
             self._local.store = store
         return store
 
+    def handler(self) -> Handler:
+        """This thread's Handler over its read-only store: the dashboard's own answer path."""
+        handler: Optional[Handler] = getattr(self._local, "handler", None)
+        store = self.store()
+        if handler is None or getattr(self._local, "handler_store", None) is not store:
+            handler = Handler(store, self._registry)
+            self._local.handler = handler
+            self._local.handler_store = store
+        return handler
+
     def close(self) -> None:
         """Close this thread's store."""
         store: Optional[Store] = getattr(self._local, "store", None)
@@ -194,23 +203,11 @@ class ClassView:
 
         The handler's answer path: the store's matrix and feedback counts given to the Responder.
         """
-        store = self.store()
-        experiment = self._registry.experiment(exp)
-        matrix = None
-        counts: Mapping[str, int] = {}
-        out = []
-        for content, payload in requests:
-            request = Request(user=user, exp=exp, course=course, content=content, payload=dict(payload))
-            error = self._responder.check(request)
-            if error is not None:
-                out.append(error)
-                continue
-            assert experiment is not None  # checked above
-            if matrix is None:
-                matrix = store.matrix(user, exp, course, len(experiment.nodes))
-                counts = store.feedback_counts(user, exp, course)
-            out.append(self._responder.answer(request, matrix, counts)[0])
-        return out
+        handler = self.handler()
+        return [
+            handler.answer(Request(user=user, exp=exp, course=course, content=c, payload=dict(p)))[0]
+            for c, p in requests
+        ]
 
     # -- every student's counts --------------------------------------------------------------------
 
