@@ -16,9 +16,10 @@ from practable_analytics.service.backoff import Backoff
 from practable_analytics.service.config import ServeConfig
 from practable_analytics.service.inbox import Inbox
 from practable_analytics.service.link import Link
+from practable_analytics.service.metrics import Exporter
 from practable_analytics.service.reader import Reader
 from practable_analytics.service.sender import Sender
-from practable_analytics.service.stats import StreamStats, WorkerStats
+from practable_analytics.service.stats import EventCounts, StreamStats, WorkerStats
 from practable_analytics.service.status import build, write_atomic
 from practable_analytics.service.worker import Processor, Worker
 
@@ -52,10 +53,19 @@ class ServiceError(RuntimeError):
     """The service cannot start (for instance the database cannot be opened)."""
 
 
+class MetricsListenError(ServiceError):
+    """The metrics address cannot be bound (in use, not local): exit 1, systemd retries."""
+
+
 class Service:
     """One process serving the configured streams."""
 
-    def __init__(self, config: ServeConfig, make_processor: Callable[[], Processor]) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        make_processor: Callable[[], Processor],
+        event_counts: Optional[EventCounts] = None,
+    ) -> None:
         self.config = config
         n = len(config.streams)
         self.started = time.time()
@@ -68,6 +78,9 @@ class Service:
         self.senders: List[Sender] = []
         self.readers: List[Reader] = []
         self._status_failed = False
+        # what the processor committed (it counts into this object); None: not counted
+        self.event_counts = EventCounts() if event_counts is None else event_counts
+        self.metrics = Exporter(self.status, config.metrics_listen, config.metrics_textfile)
         old = threading.stack_size()
         try:
             threading.stack_size(SMALL_STACK)
@@ -108,6 +121,10 @@ class Service:
         # A busy worker holds the GIL for up to the switch interval (Python's default: 5 ms) while a
         # sender waits to send the next paced message: a 1 ms slice keeps pacing near its 1 ms.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        try:
+            self.metrics.start()
+        except OSError as exc:
+            raise MetricsListenError(f"cannot serve metrics on {self.config.metrics_listen}: {exc}") from exc
         self.worker.start()
         self.worker.ready.wait()
         if self.worker.failed is not None:
@@ -171,6 +188,7 @@ class Service:
             stats.set_connected(False)
         self.state = "stopped"
         self.write_status()
+        self.metrics.stop()
         LOG.info(
             "stopped: %d messages stored in %d batches, %d left unprocessed",
             self.worker_stats.messages,
@@ -187,14 +205,19 @@ class Service:
             senders=self.senders,
             worker=self.worker_stats,
             state=self.state,
+            events=self.event_counts,
         )
 
     def write_status(self) -> None:
         path: Optional[Path] = self.config.status_file
+        if path is None and self.metrics.textfile is None:
+            return
+        document = self.status()
+        self.metrics.status_written(document)  # the textfile, from the same document
         if path is None:
             return
         try:
-            write_atomic(path, self.status())
+            write_atomic(path, document)
         except OSError as exc:
             if not self._status_failed:
                 LOG.warning("cannot write status file %s: %s", path, exc)
