@@ -31,6 +31,7 @@ from service_helpers import (
     wait_for,
 )
 
+from practable_analytics.commands.status import check
 from practable_analytics.messages import invalid
 from practable_analytics.service.config import ConfigError, add_arguments, resolve
 from practable_analytics.service.metrics import exposition, parse_listen, write_textfile
@@ -371,3 +372,68 @@ def test_promtool_accepts_a_real_scrape(tmp_path: Path, host: Any) -> None:
     check = subprocess.run([str(PROMTOOL), "check", "metrics"], input=stopped, capture_output=True,
                            timeout=30, check=False)  # fmt: skip
     assert check.returncode == 0, check.stdout + check.stderr
+
+
+# ---------------------------------------------------------------------------------- status --check
+
+
+def status_check(*args: str) -> "subprocess.CompletedProcess[str]":
+    return subprocess.run([sys.executable, "-m", "practable_analytics.cli", "status", "--check", *args],
+                          capture_output=True, text=True, timeout=30, check=False)  # fmt: skip
+
+
+def test_status_check_levels_follow_the_running_service(tmp_path: Path) -> None:
+    host = relay_standin.start_host(port=0)
+    db = tmp_path / "a.db"
+    serve = Serve(tmp_path, [host.ws_url("ws/spin30"), host.ws_url("ws/spin31")], db, "--backoff-max", "0.5")
+    try:
+        serve.wait_connected(["spin30", "spin31"])
+        ok = status_check("--status-file", str(serve.status_file), "--db", str(db))
+        assert ok.returncode == 0, ok.stdout
+        lines = ok.stdout.splitlines()
+        assert (
+            len(lines) == 2
+            and lines[0].startswith("OK spin30: connected")
+            and lines[1].startswith("OK spin31")
+        )
+        host.stop()
+        assert wait_for(lambda: not serve.connected("spin30"), 5)
+        degraded = status_check("--status-file", str(serve.status_file), "--grace", "30")
+        assert degraded.returncode == 1 and degraded.stdout.startswith("DEGRADED spin30: disconnected for")
+        time.sleep(0.6)
+        down = status_check("--status-file", str(tmp_path), "--grace", "0.5")  # a directory: every *.json
+        assert down.returncode == 2 and down.stdout.count("DOWN spin3") == 2, down.stdout
+    finally:
+        rc, _ = serve.terminate()
+        host.stop()
+    assert rc == 0
+    stopped = status_check("--status-file", str(serve.status_file))
+    assert stopped.returncode == 2 and "service stopped" in stopped.stdout
+    missing = status_check("--status-file", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and missing.stdout.startswith("DOWN ") and "cannot read" in missing.stdout
+    usage = status_check()
+    assert usage.returncode == 2 and "needs --status-file" in usage.stderr
+
+
+def test_status_check_degraded_by_store_errors_and_inbox_high_water(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    now = time.time()
+    stream = {"connected": True, "since": None, "last_event_epoch": now - 5, "stored": 3}
+    base = {"state": "running", "updated_epoch": now, "pid": 1, "streams": {"spin30": stream},
+            "queue": {"limit": 100, "high_water": 10}, "worker": {"errors": {}}}  # fmt: skip
+    connected = "spin30: connected, last event 5 s ago, stored 3"
+    cases = [
+        ({}, 0, f"OK {connected}\n"),
+        ({"worker": {"errors": {"store_failed": 2}}}, 1, f"DEGRADED {connected}; store errors 2\n"),
+        ({"queue": {"limit": 100, "high_water": 81}}, 1, f"DEGRADED {connected}; inbox high water 81/100\n"),
+        ({"state": "starting"}, 1, f"DEGRADED {connected}; service starting\n"),
+        ({"updated_epoch": now - 60}, 2, "status not updated (60 s ago): service not running?\n"),
+    ]
+    for i, (change, code, text) in enumerate(cases):
+        doc = json.loads(json.dumps(base))
+        doc.update(change)
+        path = tmp_path / f"{i}.json"
+        path.write_text(json.dumps(doc))
+        assert check([str(path)], "", now=now) == code
+        assert capsys.readouterr().out.endswith(text), change
