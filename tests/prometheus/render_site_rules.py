@@ -23,7 +23,7 @@ TEMPLATE = (
 def main(argv: list) -> int:
     variables = json.loads(argv[1])
     variables.setdefault("analytics_metrics_managed", "rendered by tests/prometheus/render_site_rules.py")
-    env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined, autoescape=False)  # noqa: S701
+    env = jinja2.Environment(trim_blocks=True, undefined=jinja2.StrictUndefined, autoescape=False)
     text = env.from_string(TEMPLATE.read_text()).render(**variables)
     Path(argv[2]).write_text(text)
     return 0
