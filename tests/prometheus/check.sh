@@ -15,7 +15,7 @@ trap 'rm -rf "$work"' EXIT
 rules="$root/roles/analytics/files/prometheus/practable-analytics.rules"
 mkdir -p "$work/schedule" "$work/defaults"
 "$python" "$here/render_site_rules.py" \
-    '{"analytics_metrics_data_mountpoint": "/var/analytics",
+    '{"analytics_metrics_mountpoint": "/var/analytics",
       "analytics_metrics_sessions": [{"days": [4], "start": "00:00", "end": "01:00"},
                                      {"days": [1, 2, 3, 4, 5], "start": "09:00", "end": "17:30"}]}' \
     "$work/schedule/practable-analytics-site.rules"
@@ -23,7 +23,7 @@ mkdir -p "$work/schedule" "$work/defaults"
 "$python" - "$root/roles/analytics/defaults/main.yml" "$work/defaults.json" <<'PY'
 import json, sys, yaml
 d = yaml.safe_load(open(sys.argv[1]))
-json.dump({"analytics_metrics_data_mountpoint": "/", "analytics_metrics_sessions": d["analytics_metrics_sessions"]},
+json.dump({"analytics_metrics_mountpoint": "/", "analytics_metrics_sessions": d["analytics_metrics_sessions"]},
           open(sys.argv[2], "w"))
 PY
 "$python" "$here/render_site_rules.py" "$(cat "$work/defaults.json")" "$work/defaults/practable-analytics-site.rules"
