@@ -329,6 +329,39 @@ def test_textfile_from_serve_equals_the_status_file(tmp_path: Path, host: Any) -
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".")) == []
 
 
+def test_per_device_loggers_on_one_database_each_scrape_their_own_stream(tmp_path: Path, host: Any) -> None:
+    """The role's per-device mode: one process per device, a port each, one shared database."""
+    db = tmp_path / "a.db"
+    ports = {"spin30": free_port(), "spin31": free_port()}
+    for name in ports:
+        (tmp_path / name).mkdir()  # a status file each
+    serves = {
+        name: Serve(tmp_path / name, [host.ws_url(f"ws/{name}")], db, "--metrics-listen", f"127.0.0.1:{port}")
+        for name, port in ports.items()
+    }
+    try:
+        for name, serve in serves.items():
+            serve.wait_connected([name])
+        sent = {"spin30": 3, "spin31": 6}
+        for name, n in sent.items():
+            ui = connect(host, name)
+            for i in range(n):
+                ui.send_text(dumps(analytics(i, "voltage", hardware=name)))
+                time.sleep(0.01)
+        assert wait_for(lambda: stored_counts(db) == sent, 5), stored_counts(db)
+        for name, serve in serves.items():
+            assert wait_for(lambda s=serve, n=name: s.status()["streams"][n]["stored"] == sent[n], 3)
+            time.sleep(0.2)
+            got = samples(scrape(ports[name]))
+            streams = {dict(k[1]).get("stream") for k in got} - {None}
+            assert streams == {name}  # each logger speaks for its own stream only
+            check_against_status_and_db(got, serve.status(), db, name)
+    finally:
+        for serve in serves.values():
+            rc, _ = serve.terminate()
+            assert rc == 0
+
+
 def test_metrics_port_in_use_exits_1_with_one_line(tmp_path: Path, host: Any) -> None:
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))

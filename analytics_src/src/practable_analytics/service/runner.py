@@ -128,6 +128,7 @@ class Service:
         self.worker.start()
         self.worker.ready.wait()
         if self.worker.failed is not None:
+            self.metrics.stop()
             raise ServiceError(str(self.worker.failed))
         for sender in self.senders:
             sender.start()
