@@ -9,7 +9,7 @@
 # Uses sudo only when not root. Usage: scripts/setup.sh
 source "$(dirname "$0")/lib.sh"
 
-APT_PACKAGES="podman runc debootstrap python3-venv python3-pip golang-go git ca-certificates tar gzip unzip uidmap slirp4netns chromium"
+APT_PACKAGES="podman runc debootstrap python3-venv python3-pip golang-go git ca-certificates tar gzip unzip uidmap slirp4netns chromium prometheus"
 ANSIBLE_BUNDLE="${ANSIBLE_BUNDLE:-ansible==12.*}"
 BUNDLED_COLLECTIONS="containers/podman community/general ansible/posix"
 

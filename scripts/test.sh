@@ -69,6 +69,7 @@ if has_step unit; then
     fi
     step pytest-analytics bash -c 'cd analytics_src && python -m pytest -q -p no:cacheprovider tests'
     step pytest-py38 bash scripts/test-py38.sh
+    step promtool bash tests/prometheus/check.sh python
 fi
 
 if has_step molecule; then

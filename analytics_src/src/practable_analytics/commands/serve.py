@@ -10,7 +10,7 @@ from typing import Optional
 
 from practable_analytics.commands.common import fail
 from practable_analytics.service.config import ENV_PREFIX, ConfigError, add_arguments, resolve
-from practable_analytics.service.runner import Service, ServiceError, StopFlag
+from practable_analytics.service.runner import MetricsListenError, Service, ServiceError, StopFlag
 
 LOG = logging.getLogger("practable_analytics.serve")
 
@@ -37,7 +37,9 @@ def run(args: argparse.Namespace) -> int:
 
     # numpy and the engine load only when serving, not for every command's --help.
     from practable_analytics.experiments import DefinitionError, Registry  # noqa: PLC0415
+    from practable_analytics.responses import CONTENTS  # noqa: PLC0415
     from practable_analytics.service.processing import HandlerProcessor  # noqa: PLC0415
+    from practable_analytics.service.stats import EventCounts  # noqa: PLC0415
 
     try:
         registry = Registry.load(extra_dir=config.graphs)
@@ -63,9 +65,12 @@ def run(args: argparse.Namespace) -> int:
         locks = StreamLocks(config.db, [s.name for s in config.streams]).acquire()  # noqa: F841
     except StreamLockError as exc:
         return fail(str(exc), 2)
-    service = Service(config, lambda: HandlerProcessor(config.db, registry))
+    counts = EventCounts(CONTENTS)  # committed events, for the status file and the metrics
+    service = Service(config, lambda: HandlerProcessor(config.db, registry, counts), counts)
     try:
         service.start()
+    except MetricsListenError as exc:
+        return fail(str(exc), 1)
     except ServiceError as exc:
         return fail(f"cannot open database: {exc}", 2)
     return service.run(stop)

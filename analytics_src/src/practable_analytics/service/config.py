@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any, Callable, List, Mapping, Optional, Tuple
 from urllib.parse import urlsplit
 
+from practable_analytics.service.metrics import parse_listen
+
 ENV_PREFIX = "PRACTABLE_ANALYTICS_"
 MAX_STREAMS = 1000
 _STREAM_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,127}$")
@@ -48,6 +50,8 @@ class ServeConfig:
     stop_timeout_s: float = 25.0
     request_rate: float = 5.0  # answered requests per second per (stream, user), sustained
     request_burst: float = 20.0  # ... and in a burst
+    metrics_listen: Optional[Tuple[str, int]] = None  # (host, port) of GET /metrics; None: off
+    metrics_textfile: Optional[Path] = None  # node_exporter textfile written every status interval
 
 
 # (flag, option dest, env suffix, parser, default, help) for the scalar settings.
@@ -132,6 +136,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="PATH",
         help="JSON status file rewritten every interval (env PRACTABLE_ANALYTICS_STATUS_FILE)",
     )
+    p.add_argument(
+        "--metrics-listen",
+        metavar="HOST:PORT",
+        help="serve Prometheus metrics at http://HOST:PORT/metrics (host defaults to 127.0.0.1; "
+        "off when empty; env PRACTABLE_ANALYTICS_METRICS_LISTEN)",
+    )
+    p.add_argument(
+        "--metrics-textfile",
+        metavar="PATH",
+        help="write the metrics for node_exporter's textfile collector every status interval "
+        "(a *.prom file; env PRACTABLE_ANALYTICS_METRICS_TEXTFILE)",
+    )
     for flag, dest, suffix, convert, default, text in _SCALARS:
         p.add_argument(
             flag,
@@ -197,6 +213,13 @@ def _check_status_file(path: Path) -> Path:
     return path
 
 
+def _check_textfile(path: Path) -> Path:
+    path = _check_status_file(path)  # same rules: a writable directory, not a directory itself
+    if path.suffix != ".prom":
+        raise ConfigError(f"metrics textfile {path} must end in .prom (node_exporter reads only those)")
+    return path
+
+
 def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = None) -> ServeConfig:
     """Merge the command line over the environment over defaults, and validate everything."""
     env = os.environ if environ is None else environ
@@ -234,6 +257,15 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
 
     status_text = getattr(args, "status_file", None) or from_env("STATUS_FILE")
     status_file = _check_status_file(Path(status_text)) if status_text else None
+
+    try:
+        metrics_listen = parse_listen(
+            getattr(args, "metrics_listen", None) or from_env("METRICS_LISTEN") or ""
+        )
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from exc
+    textfile_text = getattr(args, "metrics_textfile", None) or from_env("METRICS_TEXTFILE")
+    metrics_textfile = _check_textfile(Path(textfile_text)) if textfile_text else None
 
     values = {}
     for _flag, dest, suffix, convert, default, _text in _SCALARS:
@@ -284,4 +316,6 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
         stop_timeout_s=values["stop_timeout_s"],
         request_rate=values["request_rate"],
         request_burst=values["request_burst"],
+        metrics_listen=metrics_listen,
+        metrics_textfile=metrics_textfile,
     )

@@ -8,6 +8,7 @@ from practable_analytics.experiments import Registry
 from practable_analytics.handler import Handler
 from practable_analytics.messages import Parsed, error_object, invalid_frame
 from practable_analytics.responses import encode
+from practable_analytics.service.stats import EventCounts
 from practable_analytics.service.worker import Processor, StoreUnavailableError
 from practable_analytics.store import Store, StoreError
 
@@ -20,9 +21,10 @@ BUSY_TIMEOUT_S = 5.0
 class HandlerProcessor(Processor):
     """Store + Handler owned by the worker thread (SQLite connections stay on their thread)."""
 
-    def __init__(self, db: Path, registry: Registry) -> None:
+    def __init__(self, db: Path, registry: Registry, counts: Optional[EventCounts] = None) -> None:
         self._store = Store(db, busy_timeout_s=BUSY_TIMEOUT_S)
         self._handler = Handler(self._store, registry)
+        self._counts = counts  # committed events per stream and type (status file and metrics)
 
     def parse(self, stream: str, texts: Sequence[str]) -> List[Parsed]:
         return self._handler.parse_texts(texts, stream=stream)
@@ -35,6 +37,8 @@ class HandlerProcessor(Processor):
             self._handler.store_events(events, received)
         except StoreError as exc:
             raise StoreUnavailableError(str(exc)) from exc
+        if self._counts is not None:
+            self._counts.committed(events)
 
     def reply(self, parsed: Parsed) -> List[dict]:
         try:

@@ -23,8 +23,9 @@ from practable_analytics.service.backoff import Backoff
 from practable_analytics.service.config import ServeConfig
 from practable_analytics.service.inbox import Inbox
 from practable_analytics.service.loop import Loop, raise_nofile_limit
+from practable_analytics.service.metrics import Exporter
 from practable_analytics.service.sender import Sender
-from practable_analytics.service.stats import StreamStats, WorkerStats
+from practable_analytics.service.stats import EventCounts, StreamStats, WorkerStats
 from practable_analytics.service.status import build, write_atomic
 from practable_analytics.service.worker import Processor, Worker
 
@@ -102,10 +103,19 @@ class ServiceError(RuntimeError):
     """The service cannot start (for instance the database cannot be opened)."""
 
 
+class MetricsListenError(ServiceError):
+    """The metrics address cannot be bound (in use, not local): exit 1, systemd retries."""
+
+
 class Service:
     """One process serving the configured streams."""
 
-    def __init__(self, config: ServeConfig, make_processor: Callable[[], Processor]) -> None:
+    def __init__(
+        self,
+        config: ServeConfig,
+        make_processor: Callable[[], Processor],
+        event_counts: Optional[EventCounts] = None,
+    ) -> None:
         self.config = config
         n = len(config.streams)
         self.started = time.time()
@@ -118,6 +128,9 @@ class Service:
             for i, stats in enumerate(self.stream_stats)
         ]
         self._status_failed = False
+        # what the processor committed (it counts into this object); None: not counted
+        self.event_counts = EventCounts() if event_counts is None else event_counts
+        self.metrics = Exporter(self.status, config.metrics_listen, config.metrics_textfile)
         backoffs = [
             Backoff.for_url(s.url, config.backoff_initial_s, config.backoff_max_s, config.backoff_local_max_s)
             for s in config.streams
@@ -147,9 +160,14 @@ class Service:
         # A busy worker holds the GIL for up to the switch interval (Python's default: 5 ms) while a
         # sender waits to send the next paced message: a 1 ms slice keeps pacing near its 1 ms.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        try:
+            self.metrics.start()
+        except OSError as exc:
+            raise MetricsListenError(f"cannot serve metrics on {self.config.metrics_listen}: {exc}") from exc
         self.worker.start()
         self.worker.ready.wait()
         if self.worker.failed is not None:
+            self.metrics.stop()
             raise ServiceError(str(self.worker.failed))
         raise_nofile_limit(FILES_BASE + FILES_PER_STREAM * len(self.senders))
         self.loop.start()
@@ -219,6 +237,7 @@ class Service:
             stats.set_connected(False)
         self.state = "stopped"
         self.write_status()
+        self.metrics.stop()
         left = self.worker.unstored()
         LOG.info(
             "stopped: %d messages stored in %d commits, %d unstored",
@@ -239,14 +258,19 @@ class Service:
             senders=self.senders,
             worker=self.worker_stats,
             state=self.state,
+            events=self.event_counts,
         )
 
     def write_status(self) -> None:
         path: Optional[Path] = self.config.status_file
+        if path is None and self.metrics.textfile is None:
+            return
+        document = self.status()
+        self.metrics.status_written(document)  # the textfile, from the same document
         if path is None:
             return
         try:
-            write_atomic(path, self.status())
+            write_atomic(path, document)
         except OSError as exc:
             if not self._status_failed:
                 LOG.warning("cannot write status file %s: %s", path, exc)

@@ -4,11 +4,13 @@ Each plain counter has one writing thread (reader, sender or worker), so no lock
 error counts are written by several threads and sit behind a lock.
 """
 
+import bisect
 import collections
+import json
 import threading
 import time
 from datetime import datetime, timezone
-from typing import Deque, Dict, Optional
+from typing import Any, Deque, Dict, Iterable, List, Optional, Sequence, Tuple
 
 
 def iso_time(epoch_s: Optional[float]) -> Optional[str]:
@@ -68,7 +70,7 @@ class StreamStats:
         self.messages_sent = 0  # individual response messages sent (sender thread)
         self.send_queue_high_water = 0
         # request received -> last message of its answer sent, seconds (sender thread; recent ones)
-        self.answer_latencies: Deque[float] = collections.deque(maxlen=1000)
+        self.answer_latencies: Deque[float] = LatencyRecord(maxlen=1000)
         self._errors: Dict[str, int] = {}
         self._lock = threading.Lock()
 
@@ -122,3 +124,85 @@ class WorkerStats:
     def errors(self) -> Dict[str, int]:
         with self._lock:
             return dict(self._errors)
+
+
+# ---- metrics (issue 12): cumulative figures the status file and the Prometheus metrics both read ----
+
+# Upper bounds (s) of the answer latency histogram buckets; +Inf is implied.
+ANSWER_BUCKETS_S: Tuple[float, ...] = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class LatencyRecord(collections.deque):  # type: ignore[type-arg]
+    """The recent answer latencies (a bounded deque, for p50/p95) plus a cumulative histogram of all
+    of them since the start: ``append`` feeds both, so the two can never disagree."""
+
+    def __init__(self, maxlen: int = 1000, bounds: Sequence[float] = ANSWER_BUCKETS_S) -> None:
+        super().__init__(maxlen=maxlen)
+        self.bounds = tuple(bounds)
+        self._counts = [0] * (len(self.bounds) + 1)  # per bucket, not cumulative; last: above all
+        self._sum = 0.0
+        self._hist_lock = threading.Lock()
+
+    def append(self, seconds: float) -> None:  # type: ignore[override]
+        value = max(0.0, float(seconds))
+        with self._hist_lock:
+            self._counts[bisect.bisect_left(self.bounds, value)] += 1
+            self._sum += value
+        super().append(value)
+
+    def histogram(self) -> Dict[str, Any]:
+        """{"le": bounds, "counts": cumulative counts per bound, "count": all, "sum": seconds}."""
+        with self._hist_lock:
+            counts = list(self._counts)
+            total = self._sum
+        cumulative: List[int] = []
+        running = 0
+        for c in counts[:-1]:
+            running += c
+            cumulative.append(running)
+        return {"le": list(self.bounds), "counts": cumulative, "count": running + counts[-1],
+                "sum": round(total, 6)}  # fmt: skip
+
+
+class EventCounts:
+    """Events committed to the store per stream since the start: all, ``invalid`` ones, and valid
+    requests by their content (the worker writes after each commit; status readers take copies)."""
+
+    def __init__(self, contents: Iterable[str] = ()) -> None:
+        self.contents = frozenset(contents)  # request contents counted by name; others as "other"
+        self._streams: Dict[str, Dict[str, Any]] = {}
+        self._lock = threading.Lock()
+
+    def _content(self, raw: str) -> str:
+        try:
+            payload = json.loads(raw).get("payload")
+            content = payload.get("content") if isinstance(payload, dict) else None
+        except (ValueError, AttributeError):
+            content = None
+        return content if content in self.contents else "other"
+
+    def committed(self, events: Iterable[Any]) -> None:
+        """Count events (with ``stream``, ``type`` and ``raw``) that have just been committed."""
+        with self._lock:
+            for e in events:
+                entry = self._streams.get(e.stream or "")
+                if entry is None:
+                    entry = self._streams[e.stream or ""] = {"stored": 0, "invalid": 0, "requests": {}}
+                entry["stored"] += 1
+                if e.type == "invalid":
+                    entry["invalid"] += 1
+                elif e.type == "request":
+                    content = self._content(e.raw)
+                    entry["requests"][content] = entry["requests"].get(content, 0) + 1
+
+    def stream(self, name: str) -> Dict[str, Any]:
+        """{"stored": n, "invalid": n, "requests": {content: n}} for one stream (zeros if none)."""
+        with self._lock:
+            entry = self._streams.get(name)
+            if entry is None:
+                return {"stored": 0, "invalid": 0, "requests": {}}
+            return {
+                "stored": entry["stored"],
+                "invalid": entry["invalid"],
+                "requests": dict(entry["requests"]),
+            }

@@ -11,9 +11,10 @@ import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
+from practable_analytics import __version__
 from practable_analytics.service.inbox import Inbox
 from practable_analytics.service.sender import Sender
-from practable_analytics.service.stats import StreamStats, WorkerStats, iso_time
+from practable_analytics.service.stats import EventCounts, StreamStats, WorkerStats, iso_time
 
 STATUS_VERSION = 1
 
@@ -27,9 +28,11 @@ def build(
     senders: Sequence[Sender],
     worker: WorkerStats,
     state: str,
+    events: Optional[EventCounts] = None,
 ) -> Dict[str, Any]:
     """The status document (plain JSON types only)."""
     now = time.time()
+    events = EventCounts() if events is None else events
     per_stream = inbox.stream_snapshot(range(len(streams)))
     full = inbox.stream_full_episodes_snapshot(range(len(streams)))
     queue = inbox.snapshot()
@@ -57,6 +60,10 @@ def build(
             "queue_full_episodes": full_episodes,
             "send_queue_high_water": s.send_queue_high_water,
             "last_event": iso_time(s.last_event),
+            # metrics (issue 12)
+            "last_event_epoch": None if s.last_event is None else round(s.last_event, 3),
+            **_stored(events.stream(s.name)),
+            "answer_seconds": _histogram(s),
         }
     return {
         "version": STATUS_VERSION,
@@ -66,6 +73,8 @@ def build(
         "updated": iso_time(now),
         "updated_epoch": round(now, 3),
         "db": str(db),
+        "db_bytes": db_bytes(db),
+        "package_version": __version__,
         "queue": queue,
         "worker": {
             "messages": worker.messages,
@@ -83,6 +92,30 @@ def build(
         },
         "streams": out_streams,
     }
+
+
+def _stored(counts: Mapping[str, Any]) -> Dict[str, Any]:
+    return {
+        "stored": counts["stored"],
+        "invalid": counts["invalid"],
+        "requests_by_content": counts["requests"],
+    }
+
+
+def _histogram(s: StreamStats) -> Optional[Dict[str, Any]]:
+    histogram = getattr(s.answer_latencies, "histogram", None)
+    return histogram() if histogram is not None else None
+
+
+def db_bytes(db: Path) -> int:
+    """Size of the database file plus its write-ahead log (what the store takes on disk)."""
+    total = 0
+    for path in (str(db), str(db) + "-wal"):
+        try:
+            total += os.stat(path).st_size
+        except OSError:
+            pass
+    return total
 
 
 def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
