@@ -32,7 +32,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple, Type
 
 from practable_analytics.service.backoff import Backoff
 from practable_analytics.service.frames import (
@@ -50,11 +50,15 @@ from practable_analytics.service.stats import StreamStats
 try:
     import ssl
 
-    _SSL_WANT: Tuple[type, ...] = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+    _SSL_WANT: Tuple[Type[BaseException], ...] = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
     _SSLSocket: Optional[type] = ssl.SSLSocket
 except ImportError:  # pragma: no cover (Python without OpenSSL: ws:// only)
     _SSL_WANT = ()
     _SSLSocket = None
+
+# A non-blocking read that has nothing more now; a send that failed (socket or TLS layer).
+_NOTHING_NOW: Tuple[Type[BaseException], ...] = (BlockingIOError, InterruptedError, *_SSL_WANT)
+_SEND_FAILED: Tuple[Type[BaseException], ...] = (OSError, *_SSL_WANT)
 
 LOG = logging.getLogger(__name__)
 
@@ -355,6 +359,7 @@ class Loop(threading.Thread):
         if want == stream.events:
             return
         sock = stream.sock
+        assert sock is not None
         if stream.events and not want:
             self._sel.unregister(sock)
         elif not stream.events:
@@ -506,7 +511,7 @@ class Loop(threading.Thread):
                     break
                 chunks.append(more)
                 size += len(more)
-        except (BlockingIOError, InterruptedError, *_SSL_WANT):
+        except _NOTHING_NOW:
             pass
         except OSError:
             pass  # the next read reports it
@@ -733,7 +738,7 @@ class Loop(threading.Thread):
             if sock is not None and stream.state == OPEN and not stream.out:
                 try:
                     sock.send(client_frame(OP_CLOSE, struct.pack("!H", 1001)))
-                except (OSError, *_SSL_WANT):
+                except _SEND_FAILED:
                     pass
             if stream.state == OPEN:
                 stream.stats.set_connected(False)
