@@ -182,6 +182,12 @@ class StoreError(RuntimeError):
     """The database cannot be opened or used (message is one line, for the command line)."""
 
 
+def _is_busy(exc: sqlite3.OperationalError) -> bool:
+    """Another connection holds the lock (SQLITE_BUSY / SQLITE_LOCKED): worth waiting for."""
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
+
+
 def _reason(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
@@ -247,20 +253,36 @@ class Store:
                     f"{self.path}: schema version {version} is newer than this program's ({SCHEMA_VERSION})"
                 )
             return
-        try:
-            self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
-            mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
-                raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
-            self._conn.execute(f"PRAGMA synchronous = {synchronous}")
-            self._conn.execute("PRAGMA foreign_keys = ON")
-            self._migrate()
-        except sqlite3.DatabaseError as exc:
-            self._conn.close()
-            raise StoreError(f"{self.path}: not a usable analytics database: {exc}") from exc
-        except StoreError:
-            self._conn.close()
-            raise
+        # Several loggers start at once on a new file (analytics-loggers.target): switching it to WAL
+        # can answer "database is locked" without waiting on the busy handler, so setup is retried
+        # until the busy timeout; only a lock held that long, or a file that is no database, fails.
+        deadline = time.monotonic() + busy_timeout_s
+        while True:
+            try:
+                self._setup(busy_timeout_s, synchronous)
+                return
+            except sqlite3.OperationalError as exc:
+                if _is_busy(exc) and time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                self._conn.close()
+                raise StoreError(f"{self.path}: not a usable analytics database: {exc}") from exc
+            except sqlite3.DatabaseError as exc:
+                self._conn.close()
+                raise StoreError(f"{self.path}: not a usable analytics database: {exc}") from exc
+            except StoreError:
+                self._conn.close()
+                raise
+
+    def _setup(self, busy_timeout_s: float, synchronous: str) -> None:
+        """WAL, durability and foreign keys on this connection, then the schema migrations."""
+        self._conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout_s * 1000)}")
+        mode = self._conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise StoreError(f"{self.path}: cannot switch to WAL journal mode (got {mode})")
+        self._conn.execute(f"PRAGMA synchronous = {synchronous}")
+        self._conn.execute("PRAGMA foreign_keys = ON")
+        self._migrate()
 
     # ------------------------------------------------------------------ plumbing
 
