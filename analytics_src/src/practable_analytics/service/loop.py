@@ -35,6 +35,7 @@ import time
 from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
 
 from practable_analytics.service.backoff import Backoff
+from practable_analytics.service.config import ServeConfig
 from practable_analytics.service.frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -159,7 +160,7 @@ class Loop(threading.Thread):
         senders: Sequence[Sender],
         backoffs: Sequence[Backoff],
         inbox: Inbox,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = ServeConfig.connect_timeout_s,
         max_message: int = 16 * 1024 * 1024,
         connect_threads: int = CONNECT_THREADS,
     ) -> None:
