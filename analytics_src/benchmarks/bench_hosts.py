@@ -48,6 +48,7 @@ ORIGINAL = {"cpu_us": 180.6, "p95_ms": 38.4, "p95_4_ms": 82.0, "rss_mib": 120.6}
 ALL_FEEDBACK = ["student_graph", "comparison_graph", "task_identification", "indicators", "centroids"]
 STREAMS = 4
 PUSH_GAP_S = 0.0005
+FIRST: Optional[List[float]] = None  # --split: ms until the first of the five answers arrived
 
 
 def process_cpu_ns(pid: int) -> int:
@@ -74,6 +75,7 @@ def wait_answer(client: relay_standin.WSClient, user: str, timeout: float = 3.0)
     just been sent."""
     got: List[str] = []
     t0 = time.perf_counter()
+    first = 0.0
     deadline = time.monotonic() + timeout
     while len(got) < 5 and time.monotonic() < deadline:
         try:
@@ -88,6 +90,10 @@ def wait_answer(client: relay_standin.WSClient, user: str, timeout: float = 3.0)
             continue
         if isinstance(message, dict) and message.get("type") == "response" and message.get("user") == user:
             got.append(str(message.get("content")))
+            if len(got) == 1:
+                first = time.perf_counter() - t0
+    if got == ALL_FEEDBACK and FIRST is not None:
+        FIRST.append(first * 1000.0)
     return time.perf_counter() - t0 if got == ALL_FEEDBACK else None
 
 

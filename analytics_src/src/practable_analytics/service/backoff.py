@@ -49,7 +49,7 @@ class Backoff:
         self,
         initial_s: float = ServeConfig.backoff_initial_s,
         cap_s: float = ServeConfig.backoff_max_s,
-        rng: Optional[random.Random] = None
+        rng: Optional[random.Random] = None,
     ) -> None:
         if initial_s <= 0 or cap_s < initial_s:
             raise ValueError("backoff needs 0 < initial <= cap")
