@@ -655,7 +655,8 @@ class Loop(threading.Thread):
                     len(answer.messages),
                 )  # fmt: skip
                 return
-            stream.next_send = time.monotonic() + spacing
+            # spacing from this write's start (not its end): the relay needs the writes that far apart
+            stream.next_send = now + spacing
             stream.stats.messages_sent += 1
             if answer.next >= len(answer.messages):
                 sender.current = None
