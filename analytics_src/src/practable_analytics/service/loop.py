@@ -32,7 +32,7 @@ import socket
 import struct
 import threading
 import time
-from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple, Type
 
 from practable_analytics.service.backoff import Backoff
 from practable_analytics.service.config import ServeConfig
@@ -51,11 +51,14 @@ from practable_analytics.service.stats import StreamStats
 try:
     import ssl
 
-    _SSL_WANT: Tuple[type, ...] = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
+    _SSL_WANT: Tuple[Type[BaseException], ...] = (ssl.SSLWantReadError, ssl.SSLWantWriteError)
     _SSLSocket: Optional[type] = ssl.SSLSocket
 except ImportError:  # pragma: no cover (Python without OpenSSL: ws:// only)
     _SSL_WANT = ()
     _SSLSocket = None
+
+_NOT_READY: Tuple[Type[BaseException], ...] = (BlockingIOError, InterruptedError, *_SSL_WANT)
+_OS_OR_NOT_READY: Tuple[Type[BaseException], ...] = (OSError, *_SSL_WANT)
 
 LOG = logging.getLogger(__name__)
 
@@ -356,6 +359,7 @@ class Loop(threading.Thread):
         if want == stream.events:
             return
         sock = stream.sock
+        assert sock is not None  # registered (events) only while the stream has its socket
         if stream.events and not want:
             self._sel.unregister(sock)
         elif not stream.events:
@@ -507,7 +511,7 @@ class Loop(threading.Thread):
                     break
                 chunks.append(more)
                 size += len(more)
-        except (BlockingIOError, InterruptedError, *_SSL_WANT):
+        except _NOT_READY:
             pass
         except OSError:
             pass  # the next read reports it
@@ -735,7 +739,7 @@ class Loop(threading.Thread):
             if sock is not None and stream.state == OPEN and not stream.out:
                 try:
                     sock.send(client_frame(OP_CLOSE, struct.pack("!H", 1001)))
-                except (OSError, *_SSL_WANT):
+                except _OS_OR_NOT_READY:
                     pass
             if stream.state == OPEN:
                 stream.stats.set_connected(False)
