@@ -6,11 +6,15 @@ Four `serve` processes, one stream each, all writing one SQLite file; the relay 
 own process; two students per stream (each its own websocket client, as a lab UI is).
 
 1. ingest: every student sends its share of ``--messages`` per stream, on all four streams at once,
-   0.5 ms apart per stream (the relay drops what meets its writer busy: this is about as fast as
-   the stand-in forwards them). CPU is every thread of every serve process
-   (``/proc/<pid>/task/*/schedstat``), from the first message sent until 0.3 s after the last one is
-   in the database (seen by polling it read-only from here, which costs serve nothing), divided by
-   the messages stored; the relay's drops are printed, and not counted as messages.
+   ``--gap-ms`` (0.5) apart per stream. Issue 9 pushes "as fast as the relay forwards them"; the
+   stand-in's hand-off (like the real host's) drops a message that meets its writer toward serve
+   busy, so it forwards ~90 % at 0.5 ms but ~20 % at 0.2 ms (measured): 0.5 ms is about as fast as
+   it forwards. CPU is every thread of every serve process (``/proc/<pid>/task/*/schedstat``), from
+   the first message sent until 0.3 s after the last one is in the database (seen by polling it
+   read-only from here, which costs serve nothing), divided by the messages stored (the relay's
+   drops are not counted as messages). Differences from issue 9's method: the relay is the Python
+   stand-in, not the real host; no request falls in the CPU window, so nothing is subtracted for one;
+   the issue does not record its push gap.
 2. all_feedback round trip with 10 fresh messages before: per stream in turn, a student sends 10
    analytics messages (1 ms apart), then ``all_feedback``; the time from the request until its fifth
    message arrives at the student; 20 requests per stream; p95.
@@ -69,11 +73,14 @@ def pct(values: List[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
-def wait_answer(client: relay_standin.WSClient, user: str, timeout: float = 3.0) -> Optional[float]:
+def wait_answer(
+    client: relay_standin.WSClient, user: str, firsts: List[float], timeout: float = 3.0
+) -> Optional[float]:
     """Seconds until the fifth response for user arrives (None if it does not); the request has
-    just been sent."""
+    just been sent. A complete answer appends when its first message came (ms) to firsts."""
     got: List[str] = []
     t0 = time.perf_counter()
+    first = 0.0
     deadline = time.monotonic() + timeout
     while len(got) < 5 and time.monotonic() < deadline:
         try:
@@ -88,6 +95,10 @@ def wait_answer(client: relay_standin.WSClient, user: str, timeout: float = 3.0)
             continue
         if isinstance(message, dict) and message.get("type") == "response" and message.get("user") == user:
             got.append(str(message.get("content")))
+            if len(got) == 1:
+                first = time.perf_counter() - t0
+    if got == ALL_FEEDBACK:
+        firsts.append(first * 1000.0)
     return time.perf_counter() - t0 if got == ALL_FEEDBACK else None
 
 
@@ -117,6 +128,7 @@ class Rig:
             [relay_standin.WSClient.connect(standin.url(n)) for _ in range(2)] for n in self.names
         ]
         self.t = 1_700_000_000_000
+        self.firsts: List[float] = []  # ms until the first of an answer's five messages arrived
 
     def users(self, i: int) -> List[str]:
         return [f"{self.names[i]}-a", f"{self.names[i]}-b"]
@@ -127,7 +139,7 @@ class Rig:
         except Exception:  # noqa: BLE001 (the schema may not be there yet)
             return 0
 
-    def ingest(self, per_stream: int) -> Dict[str, float]:
+    def ingest(self, per_stream: int, gap_s: float = PUSH_GAP_S) -> Dict[str, float]:
         before = self.stored()
         cpu0 = sum(process_cpu_ns(p.pid) for p in self.procs)
         start = threading.Barrier(STREAMS + 1)
@@ -144,7 +156,7 @@ class Rig:
                 (a if k % 2 == 0 else b).send_text(text)
                 # the relay drops a message that meets its writer toward serve still busy: a short
                 # pause lets it forward each one (as fast as it forwards, not as fast as we write)
-                time.sleep(PUSH_GAP_S)
+                time.sleep(gap_s)
 
         threads = [threading.Thread(target=push, args=(i,)) for i in range(STREAMS)]
         for th in threads:
@@ -179,7 +191,7 @@ class Rig:
             client.send_text(dumps(analytics(self.t, SPINNER_LOGS[j % 6], user=user)))
             time.sleep(0.001)
         client.send_text(dumps(all_feedback(user=user)))
-        return wait_answer(client, user)
+        return wait_answer(client, user, self.firsts)
 
     def round_trips(self, trials: int, together: bool) -> List[float]:
         out: List[float] = []
@@ -220,9 +232,11 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--messages", type=int, default=1000, help="messages per stream in the ingest")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--trials", type=int, default=20)
+    parser.add_argument("--gap-ms", type=float, default=PUSH_GAP_S * 1000, help="push gap per stream, ms")
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()}")
     results: Dict[str, List[float]] = {k: [] for k in ORIGINAL}
+    firsts: List[float] = []
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
         standin = StandinProcess()
@@ -231,10 +245,11 @@ def main(argv: Optional[List[str]] = None) -> int:
                 rig = Rig(tmp, standin, run)
                 try:
                     time.sleep(0.5)
-                    ing = rig.ingest(args.messages)
+                    ing = rig.ingest(args.messages, args.gap_ms / 1000.0)
                     lone = rig.round_trips(args.trials, together=False)
                     together = rig.round_trips(args.trials, together=True)
                     rss = rig.rss_mib()
+                    firsts.extend(rig.firsts)
                 finally:
                     rig.close()
                 results["cpu_us"].append(ing["cpu_us"])
@@ -258,6 +273,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         value = statistics.median(results[key])
         print(f"  {label:52s} {value:8.2f} {unit:4s} original {ORIGINAL[key]:7.1f} {unit:4s} "
               f"ratio x{ORIGINAL[key] / value:.2f}")  # fmt: skip
+    print(f"  first of the five answers after the request: p50 {pct(firsts, 0.5):.2f} ms, p95 "
+          f"{pct(firsts, 0.95):.2f} ms (the other four follow 1 ms apart: the pacing)")  # fmt: skip
     print(f"load average after: {os.getloadavg()}")
     return 0
 

@@ -237,6 +237,16 @@ def main(argv: Optional[List[str]] = None) -> int:
             print(f"worker: {w.get('messages')} messages in {w.get('batches')} batches, worst commit latency "
                   f"{w.get('max_commit_latency_ms')} ms, errors {w.get('errors')}; inbox high-water "
                   f"{q.get('high_water')}")  # fmt: skip
+            to_students = [
+                c
+                for n in names
+                for k, c in standin.stats().get(n, {}).get("clients", {}).items()
+                if k.split("#")[0] in mine
+            ]
+            answers_sent = sum(int(s.get("answers_sent", 0)) for s in doc.get("streams", {}).values())
+            print(f"answers: serve sent {answers_sent} complete answers; the relay dropped "
+                  f"{sum(int(c.get('dropped', 0)) for c in to_students)} of the messages toward the UIs "
+                  "(an answer missing one of its five is 'incomplete' above)")  # fmt: skip
             students.close()
             # relay restart: kill the stand-in, start it again on the same port
             port = standin.port

@@ -12,8 +12,10 @@ import random
 from typing import Optional
 from urllib.parse import urlsplit
 
+from practable_analytics.service.config import ServeConfig
+
 # Cap of the delay between attempts for a relay on this machine (127.0.0.0/8, ::1, localhost).
-LOCAL_CAP_S = 0.5
+LOCAL_CAP_S = ServeConfig.backoff_local_max_s
 
 # A connection shorter than this counts as a flap: the ladder carries on from where it was.
 FLAP_S = 1.0
@@ -44,7 +46,10 @@ class Backoff:
     """
 
     def __init__(
-        self, initial_s: float = 0.1, cap_s: float = 10.0, rng: Optional[random.Random] = None
+        self,
+        initial_s: float = ServeConfig.backoff_initial_s,
+        cap_s: float = ServeConfig.backoff_max_s,
+        rng: Optional[random.Random] = None,
     ) -> None:
         if initial_s <= 0 or cap_s < initial_s:
             raise ValueError("backoff needs 0 < initial <= cap")
@@ -58,8 +63,8 @@ class Backoff:
     def for_url(
         cls,
         url: str,
-        initial_s: float,
-        cap_s: float,
+        initial_s: float = ServeConfig.backoff_initial_s,
+        cap_s: float = ServeConfig.backoff_max_s,
         local_cap_s: float = LOCAL_CAP_S,
         rng: Optional[random.Random] = None,
     ) -> "Backoff":

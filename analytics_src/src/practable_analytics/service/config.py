@@ -54,8 +54,10 @@ class ServeConfig:
     metrics_textfile: Optional[Path] = None  # node_exporter textfile written every status interval
 
 
-# (flag, option dest, env suffix, parser, default, help) for the scalar settings.
-_SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], Any, str], ...] = (
+# The scalar options: (flag, ServeConfig field, env suffix, parser, unit, help). Each default is
+# ServeConfig's (declared once, above); ``unit`` converts the option's value to the field's (the
+# spacing option is in ms, the field in s). The service's constructors default to the same fields.
+_SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], float, str], ...] = (
     (
         "--status-interval",
         "status_interval_s",
@@ -66,52 +68,51 @@ _SCALARS: Tuple[Tuple[str, str, str, Callable[[str], Any], Any, str], ...] = (
     ),
     (
         "--send-spacing-ms",
-        "send_spacing_ms",
+        "send_spacing_s",
         "SEND_SPACING_MS",
         float,
-        1.0,
-        "least gap between sent messages",
+        0.001,
+        "least gap between sent messages, ms",
     ),
-    ("--queue-size", "queue_size", "QUEUE_SIZE", int, 100_000, "inbox bound in messages"),
-    ("--queue-bytes", "queue_bytes", "QUEUE_BYTES", int, 256 * 1024 * 1024, "inbox bound in bytes"),
-    ("--batch-size", "batch_size", "BATCH_SIZE", int, 300, "most messages committed in one transaction"),
+    ("--queue-size", "queue_size", "QUEUE_SIZE", int, 1, "inbox bound in messages"),
+    ("--queue-bytes", "queue_bytes", "QUEUE_BYTES", int, 1, "inbox bound in bytes"),
+    ("--batch-size", "batch_size", "BATCH_SIZE", int, 1, "most messages committed in one transaction"),
     (
         "--backoff-initial",
         "backoff_initial_s",
         "BACKOFF_INITIAL",
         float,
-        0.1,
+        1.0,
         "first reconnect delay ceiling, s",
     ),
-    ("--backoff-max", "backoff_max_s", "BACKOFF_MAX", float, 10.0, "reconnect delay cap, s"),
+    ("--backoff-max", "backoff_max_s", "BACKOFF_MAX", float, 1.0, "reconnect delay cap, s"),
     (
         "--backoff-local-max",
         "backoff_local_max_s",
         "BACKOFF_LOCAL_MAX",
         float,
-        0.5,
+        1.0,
         "reconnect delay cap for a relay on this machine (loopback URL), s",
     ),
-    ("--connect-timeout", "connect_timeout_s", "CONNECT_TIMEOUT", float, 5.0, "websocket connect timeout, s"),
-    (
-        "--answer-ttl",
-        "answer_ttl_s",
-        "ANSWER_TTL",
-        float,
-        10.0,
-        "how long an answer waits for a reconnect, s",
-    ),
-    ("--stop-timeout", "stop_timeout_s", "STOP_TIMEOUT", float, 25.0, "most seconds a SIGTERM stop may take"),
+    ("--connect-timeout", "connect_timeout_s", "CONNECT_TIMEOUT", float, 1.0, "websocket connect timeout, s"),
+    ("--answer-ttl", "answer_ttl_s", "ANSWER_TTL", float, 1.0, "how long an answer waits for a reconnect, s"),
+    ("--stop-timeout", "stop_timeout_s", "STOP_TIMEOUT", float, 1.0, "most seconds a SIGTERM stop may take"),
     (
         "--request-rate",
         "request_rate",
         "REQUEST_RATE",
         float,
-        5.0,
+        1.0,
         "requests answered per s per stream and user",
     ),
-    ("--request-burst", "request_burst", "REQUEST_BURST", float, 20.0, "request burst per stream and user"),
+    ("--request-burst", "request_burst", "REQUEST_BURST", float, 1.0, "request burst per stream and user"),
 )
+
+
+def option_default(field: str, unit: float = 1.0) -> Any:
+    """The built-in default of a scalar option, in the option's unit (ServeConfig's field / unit)."""
+    value = getattr(ServeConfig, field)
+    return value if unit == 1 else round(value / unit, 9)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,13 +149,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="write the metrics for node_exporter's textfile collector every status interval "
         "(a *.prom file; env PRACTABLE_ANALYTICS_METRICS_TEXTFILE)",
     )
-    for flag, dest, suffix, convert, default, text in _SCALARS:
+    for flag, field, suffix, convert, unit, text in _SCALARS:
         p.add_argument(
             flag,
-            dest=dest,
+            dest=field,
             type=convert,
             metavar="N",
-            help=f"{text} (default {default}; env {ENV_PREFIX}{suffix})",
+            help=f"{text} (default {option_default(field, unit):g}; env {ENV_PREFIX}{suffix})",
         )
 
 
@@ -268,7 +269,7 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
     metrics_textfile = _check_textfile(Path(textfile_text)) if textfile_text else None
 
     values = {}
-    for _flag, dest, suffix, convert, default, _text in _SCALARS:
+    for _flag, dest, suffix, convert, unit, _text in _SCALARS:
         value = getattr(args, dest, None)
         if value is None:
             text = from_env(suffix)
@@ -280,20 +281,22 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
                         f"{ENV_PREFIX}{suffix}={text!r} is not a valid {convert.__name__}"
                     ) from exc
             else:
-                value = default
+                value = option_default(dest, unit)
         values[dest] = value
+
+    flags = {dest: flag[2:] for flag, dest, _e, _c, _u, _t in _SCALARS}
 
     def positive(dest: str, allow_zero: bool = False) -> None:
         value = values[dest]
         if not math.isfinite(value) or value < 0 or (value == 0 and not allow_zero):
-            raise ConfigError(f"{dest.replace('_', '-')} must be a positive number, got {value}")
+            raise ConfigError(f"{flags[dest]} must be a positive number, got {value}")
 
     for dest in ("status_interval_s", "queue_size", "queue_bytes", "batch_size", "backoff_initial_s",
                  "backoff_max_s", "backoff_local_max_s", "connect_timeout_s", "answer_ttl_s",
                  "stop_timeout_s", "request_rate", "request_burst"):  # fmt: skip
         positive(dest)
-    positive("send_spacing_ms", allow_zero=True)
-    if values["send_spacing_ms"] > 1000:
+    positive("send_spacing_s", allow_zero=True)
+    if values["send_spacing_s"] > 1000:
         raise ConfigError("send-spacing-ms above 1000 ms makes answers unusably slow")
     if values["backoff_max_s"] < values["backoff_initial_s"]:
         raise ConfigError("backoff-max must be at least backoff-initial")
@@ -303,19 +306,10 @@ def resolve(args: argparse.Namespace, environ: Optional[Mapping[str, str]] = Non
         db=db,
         graphs=graphs,
         status_file=status_file,
-        status_interval_s=values["status_interval_s"],
-        send_spacing_s=values["send_spacing_ms"] / 1000.0,
-        queue_size=values["queue_size"],
-        queue_bytes=values["queue_bytes"],
-        batch_size=values["batch_size"],
-        backoff_initial_s=values["backoff_initial_s"],
-        backoff_max_s=values["backoff_max_s"],
-        backoff_local_max_s=values["backoff_local_max_s"],
-        connect_timeout_s=values["connect_timeout_s"],
-        answer_ttl_s=values["answer_ttl_s"],
-        stop_timeout_s=values["stop_timeout_s"],
-        request_rate=values["request_rate"],
-        request_burst=values["request_burst"],
+        **{
+            dest: values[dest] * unit if unit != 1 else values[dest]
+            for _f, dest, _e, _c, unit, _t in _SCALARS
+        },
         metrics_listen=metrics_listen,
         metrics_textfile=metrics_textfile,
     )

@@ -25,6 +25,8 @@ import threading
 import time
 from typing import Deque, List, Optional, Sequence, Tuple
 
+from practable_analytics.service.config import ServeConfig
+
 LOG = logging.getLogger(__name__)
 
 # (stream index, websocket opcode, payload, receive time in epoch seconds)
@@ -35,7 +37,12 @@ REQUEST_MARK = b"request"
 class Inbox:
     """Thread-safe bounded per-stream FIFOs with round-robin batches and high-water marks."""
 
-    def __init__(self, n_streams: int, max_items: int = 100_000, max_bytes: int = 256 * 1024 * 1024) -> None:
+    def __init__(
+        self,
+        n_streams: int,
+        max_items: int = ServeConfig.queue_size,
+        max_bytes: int = ServeConfig.queue_bytes,
+    ) -> None:
         if max_items < 1 or max_bytes < 1 or n_streams < 1:
             raise ValueError("inbox bounds must be positive")
         self.max_items = max_items

@@ -35,6 +35,7 @@ import time
 from typing import Any, Callable, Deque, List, Optional, Sequence, Tuple, Type
 
 from practable_analytics.service.backoff import Backoff
+from practable_analytics.service.config import ServeConfig
 from practable_analytics.service.frames import (
     OP_BINARY,
     OP_CLOSE,
@@ -56,9 +57,8 @@ except ImportError:  # pragma: no cover (Python without OpenSSL: ws:// only)
     _SSL_WANT = ()
     _SSLSocket = None
 
-# A non-blocking read that has nothing more now; a send that failed (socket or TLS layer).
-_NOTHING_NOW: Tuple[Type[BaseException], ...] = (BlockingIOError, InterruptedError, *_SSL_WANT)
-_SEND_FAILED: Tuple[Type[BaseException], ...] = (OSError, *_SSL_WANT)
+_NOT_READY: Tuple[Type[BaseException], ...] = (BlockingIOError, InterruptedError, *_SSL_WANT)
+_OS_OR_NOT_READY: Tuple[Type[BaseException], ...] = (OSError, *_SSL_WANT)
 
 LOG = logging.getLogger(__name__)
 
@@ -163,7 +163,7 @@ class Loop(threading.Thread):
         senders: Sequence[Sender],
         backoffs: Sequence[Backoff],
         inbox: Inbox,
-        connect_timeout_s: float = 5.0,
+        connect_timeout_s: float = ServeConfig.connect_timeout_s,
         max_message: int = 16 * 1024 * 1024,
         connect_threads: int = CONNECT_THREADS,
     ) -> None:
@@ -359,7 +359,7 @@ class Loop(threading.Thread):
         if want == stream.events:
             return
         sock = stream.sock
-        assert sock is not None
+        assert sock is not None  # registered (events) only while the stream has its socket
         if stream.events and not want:
             self._sel.unregister(sock)
         elif not stream.events:
@@ -511,7 +511,7 @@ class Loop(threading.Thread):
                     break
                 chunks.append(more)
                 size += len(more)
-        except _NOTHING_NOW:
+        except _NOT_READY:
             pass
         except OSError:
             pass  # the next read reports it
@@ -659,7 +659,8 @@ class Loop(threading.Thread):
                     len(answer.messages),
                 )  # fmt: skip
                 return
-            stream.next_send = time.monotonic() + spacing
+            # spacing from this write's start (not its end): the relay needs the writes that far apart
+            stream.next_send = now + spacing
             stream.stats.messages_sent += 1
             if answer.next >= len(answer.messages):
                 sender.current = None
@@ -738,7 +739,7 @@ class Loop(threading.Thread):
             if sock is not None and stream.state == OPEN and not stream.out:
                 try:
                     sock.send(client_frame(OP_CLOSE, struct.pack("!H", 1001)))
-                except _SEND_FAILED:
+                except _OS_OR_NOT_READY:
                     pass
             if stream.state == OPEN:
                 stream.stats.set_connected(False)

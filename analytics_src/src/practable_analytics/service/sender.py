@@ -13,6 +13,7 @@ import threading
 import time
 from typing import Callable, Deque, List, Optional
 
+from practable_analytics.service.config import ServeConfig
 from practable_analytics.service.stats import StreamStats
 
 LOG = logging.getLogger(__name__)
@@ -40,8 +41,8 @@ class Sender:
         *,
         wake: Optional[Callable[[int], None]] = None,
         index: int = 0,
-        spacing_s: float = 0.001,
-        ttl_s: float = 10.0,
+        spacing_s: float = ServeConfig.send_spacing_s,
+        ttl_s: float = ServeConfig.answer_ttl_s,
         max_pending: int = 1000,
     ) -> None:
         self.name = name
