@@ -60,7 +60,7 @@ def role_default_python() -> str:
 def platforms(scenario: str) -> List[Dict[str, str]]:
     sdir = ROOT / "molecule" / scenario
     if not (sdir / "molecule.yml").is_file():
-        raise SystemExit("no scenario %s (molecule/%s/molecule.yml)" % (scenario, scenario))
+        raise SystemExit(f"no scenario {scenario} (molecule/{scenario}/molecule.yml)")
     config = merge(load(BASE), load(sdir / "molecule.yml"))
     links = config.get("provisioner", {}).get("inventory", {}).get("links", {})
     host_vars = sdir / links["host_vars"] if "host_vars" in links else None
@@ -68,7 +68,7 @@ def platforms(scenario: str) -> List[Dict[str, str]]:
     for p in config.get("platforms", []):
         hv: Dict[str, Any] = {}
         if host_vars is not None:
-            hv = load(host_vars / ("%s.yml" % p["name"]))
+            hv = load(host_vars / f"{p['name']}.yml")
         python = hv.get("analytics_python") or hv.get("ansible_python_interpreter") or role_default_python()
         out.append({"name": p["name"], "image": p["image"], "python": str(python)})
     return out
@@ -81,7 +81,7 @@ def main(argv: List[str]) -> int:
     seen = []
     for scenario in argv[2:]:
         for p in platforms(scenario):
-            line = p["image"] if argv[1] == "images" else "%s %s %s" % (p["image"], p["python"], p["name"])
+            line = p["image"] if argv[1] == "images" else f"{p['image']} {p['python']} {p['name']}"
             if line not in seen:
                 seen.append(line)
     sys.stdout.write("".join(line + "\n" for line in seen))

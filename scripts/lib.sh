@@ -8,7 +8,7 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${PRACTABLE_CACHE:-$ROOT/.cache}"
 VENV="${PRACTABLE_VENV:-$ROOT/.venv}"
 COLLECTIONS="$ROOT/.collections"
-E2E_SCENARIOS="${MOLECULE_SCENARIOS:-default single platforms py38}"
+E2E_SCENARIOS="${MOLECULE_SCENARIOS:-default platforms py38}"
 export ANSIBLE_HOME="$ROOT/.ansible"
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export HOME="${HOME:-/root}"

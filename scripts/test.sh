@@ -3,8 +3,8 @@
 # failed, then a summary; exit status 1 when any step failed.
 #   lint      ruff (analytics_src, relay stand-in, plugins, e2e scripts), scripts/collection-checks.sh
 #   unit      pytest tests/unit tests/relay_standin, pytest analytics_src/tests; analytics and stand-in again on Python 3.8
-#   molecule  molecule test of each scenario (converge, idempotence, end-to-end verify): default, single,
-#             platforms (bookworm, trixie, bullseye-legacy in parallel), py38 (skipped without a CPython 3.8)
+#   molecule  molecule test of each scenario (converge, idempotence, end-to-end verify): default,
+#             platforms (bookworm single-process, trixie, bullseye-legacy in parallel), py38 (skipped without a CPython 3.8)
 # Env: TEST_STEPS (default "lint unit molecule"), MOLECULE_SCENARIOS (default: scripts/lib.sh).
 source "$(dirname "$0")/lib.sh"
 export PATH="$VENV/bin:$PATH"
@@ -50,6 +50,7 @@ if has_step lint; then
     fi
     # controller-side e2e tools: their own ruff.toml extends the package's rules
     step ruff-e2e ruff check molecule demo
+    step ruff-scripts ruff check --config molecule/ruff.toml scripts
     step shell-syntax bash -c 'for f in scripts/*.sh demo/*.sh .ci/run; do [ -f "$f" ] && bash -n "$f" || exit 1; done'
     if [ -f scripts/collection-checks.sh ]; then
         step collection-checks bash scripts/collection-checks.sh

@@ -117,7 +117,7 @@ class Worker(threading.Thread):
 
     def _flush(self, processor: Processor, stream: int, texts: List[str], times: List[float]) -> None:
         if texts:
-            self._handle(processor, stream, texts, times)
+            self._handle_stream(processor, stream, texts, times)
             del texts[:]
             del times[:]
 
@@ -130,7 +130,7 @@ class Worker(threading.Thread):
             self.stats.error("store_failed")
             LOG.error("stream %s: storing an undecodable frame failed: %s", name, type(exc).__name__)
 
-    def _handle(self, processor: Processor, stream: int, texts: List[str], times: List[float]) -> None:
+    def _handle_stream(self, processor: Processor, stream: int, texts: List[str], times: List[float]) -> None:
         name = self.names[stream]
         try:
             answers = processor.process_run(name, texts)
