@@ -10,7 +10,7 @@ export PRACTABLE_E2E_PORT="${PRACTABLE_DEMO_PORT:-18082}"
 cd "$ROOT"
 SECRET="$(grep -E '^e2e_secret:' molecule/shared/group_vars/all/e2e.yml | sed -E 's/^e2e_secret: *"?([^"]*)"?/\1/')"
 
-log "1/2 deploying Go, the relay host, its rules and the analytics loggers into container practable-demo (molecule converge -s demo; 2-4 min the first time, seconds after)"
+log "1/2 deploying Go, the relay host, its rules and the analytics loggers into container practable-demo (molecule converge -s demo; about 2 min the first time, 1-2 min after)"
 molecule converge -s demo 2>&1 | tee "$CACHE/demo-converge.log" | grep -E --line-buffered '^(PLAY|TASK|fatal|failed|changed|ok: \[practable-demo\] =>)|RECAP|practable-demo *:' \
     | sed -u -e 's/\*\{3,\}//' || true
 [ "${PIPESTATUS[0]}" -eq 0 ] || die "converge failed: see $CACHE/demo-converge.log"

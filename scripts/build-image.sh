@@ -1,49 +1,164 @@
 #!/usr/bin/env bash
-# Build the systemd container image the molecule scenarios boot: Debian bullseye (Python 3.9,
-# systemd 247, the Debian nearest Ubuntu 20.04) from Debian's archive with debootstrap, since no
-# registry is reachable. The root filesystem tarball is cached in .cache/ and the image is not
-# rebuilt when podman already has it.
-# Usage: scripts/build-image.sh [--force]     env: MOLECULE_IMAGE, DEBIAN_MIRROR, IMAGE_SUITE
+# Build the systemd container images the molecule scenarios boot, from Debian's archive with
+# debootstrap (no registry is reachable). One image per flavour, named localhost/<flavour>-systemd:
+#   bullseye         Debian 11: Python 3.9, systemd 247, glibc 2.31 (the Debian nearest Ubuntu 20.04)
+#   bookworm         Debian 12: Python 3.11, systemd 252 (Raspberry Pi OS 12)
+#   trixie           Debian 13: Python 3.13, systemd 257
+#   bullseye-legacy  bullseye with iptables/ip6tables set to the legacy backend (what Ubuntu 20.04's ufw uses)
+#   bookworm-py38    bookworm with a CPython 3.8 in /usr/local (python3 first on PATH is 3.8, as on
+#                    Ubuntu 20.04; /usr/bin/python3 stays for apt). Needs a CPython 3.8 on this machine
+#                    ($PYTHON38, or pyenv's): skipped with a message when there is none.
+# Each suite's root filesystem is cached as .cache/rootfs-<suite>.tar; variants are derived from it at
+# import time. An image podman already has is not rebuilt.
+# Usage: scripts/build-image.sh [--force] [FLAVOUR|IMAGE ...]  |  scripts/build-image.sh --remove (every flavour's image)
+#   without arguments: every image the scenarios in $MOLECULE_SCENARIOS (scripts/lib.sh) name;
+#   an image that is not localhost/<flavour>-systemd (e.g. MOLECULE_IMAGE=a real ubuntu:20.04 systemd
+#   image) must exist already.
+# env: DEBIAN_MIRROR, PYTHON38
 source "$(dirname "$0")/lib.sh"
 
-IMAGE="${MOLECULE_IMAGE:-localhost/bullseye-systemd:latest}"
-SUITE="${IMAGE_SUITE:-bullseye}"
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 # What the roles need on a target that would otherwise come from the internet. Kept small.
 PACKAGES="systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,python3-packaging,ca-certificates,sudo,git,acl,iproute2,procps,ufw,iptables,netbase"
-TARBALL="$CACHE/rootfs-$SUITE.tar"
-
-if [ "${1:-}" != "--force" ] && podman image exists "$IMAGE"; then
-    log "image $IMAGE exists: nothing to do"
+FLAVOURS="bullseye bookworm trixie bullseye-legacy bookworm-py38"
+FORCE=""
+[ "${1:-}" = "--force" ] && { FORCE=1; shift; }
+if [ "${1:-}" = "--remove" ]; then
+    for f in $FLAVOURS; do
+        podman image exists "localhost/$f-systemd:latest" && podman rmi "localhost/$f-systemd:latest" >/dev/null && log "removed localhost/$f-systemd"
+    done
     exit 0
 fi
 
-if [ ! -s "$TARBALL" ] || [ "${1:-}" = "--force" ]; then
+# flavour -> debootstrap suite
+suite_of() {
+    case "$1" in
+        bullseye|bullseye-legacy) echo bullseye ;;
+        bookworm|bookworm-py38) echo bookworm ;;
+        trixie) echo trixie ;;
+        *) return 1 ;;
+    esac
+}
+
+# rootfs SUITE: the cached root filesystem tarball of SUITE, built once with debootstrap.
+rootfs() {
+    local suite="$1" tarball="$CACHE/rootfs-$1.tar" dir
+    if [ -s "$tarball" ] && [ -z "$FORCE" ]; then
+        log "reusing cached root filesystem $tarball"; return 0
+    fi
     command -v debootstrap >/dev/null || die "debootstrap missing: run scripts/setup.sh first"
+    [ -e "/usr/share/debootstrap/scripts/$suite" ] || die "this debootstrap does not know $suite (/usr/share/debootstrap/scripts): link it to sid"
     dir="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
-    trap '$SUDO rm -rf "$dir"; e2e_report_time' EXIT
-    log "debootstrap $SUITE minbase into $dir (about 2-4 min)"
-    $SUDO debootstrap --variant=minbase --include="$PACKAGES" "$SUITE" "$dir" "$MIRROR" >"$CACHE/debootstrap.log" 2>&1 \
-        || { tail -30 "$CACHE/debootstrap.log" >&2; die "debootstrap failed (log: $CACHE/debootstrap.log)"; }
+    chmod 0755 "$dir"  # becomes the image's /
+    log "debootstrap $suite minbase into $dir (about 2 min)"
+    $SUDO debootstrap --variant=minbase --include="$PACKAGES" "$suite" "$dir" "$MIRROR" >"$CACHE/debootstrap-$suite.log" 2>&1 \
+        || { tail -30 "$CACHE/debootstrap-$suite.log" >&2; $SUDO rm -rf "$dir"; die "debootstrap $suite failed (log: $CACHE/debootstrap-$suite.log)"; }
     # Container-friendly trims: no getty on a console nobody reads, apt caches emptied, a machine-id
-    # created at boot, no ufw enabled at boot unless a role asks for it.
+    # created at boot.
     $SUDO chroot "$dir" systemctl mask getty@tty1.service serial-getty@console.service \
         systemd-logind.service console-getty.service >/dev/null 2>&1 || true
     $SUDO chroot "$dir" apt-get clean
     $SUDO rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin
     : | $SUDO tee "$dir/etc/machine-id" >/dev/null
-    printf 'deb %s %s main\n' "$MIRROR" "$SUITE" | $SUDO tee "$dir/etc/apt/sources.list" >/dev/null
-    $SUDO tar -C "$dir" -cf "$TARBALL.tmp" .
-    $SUDO chown "$(id -u):$(id -g)" "$TARBALL.tmp"
-    mv "$TARBALL.tmp" "$TARBALL"
+    $SUDO rm -f "$dir/etc/apt/sources.list.d/debian.sources"
+    printf 'deb %s %s main\n' "$MIRROR" "$suite" | $SUDO tee "$dir/etc/apt/sources.list" >/dev/null
+    $SUDO tar -C "$dir" -cf "$tarball.tmp" .
+    $SUDO chown "$(id -u):$(id -g)" "$tarball.tmp"
+    mv "$tarball.tmp" "$tarball"
     $SUDO rm -rf "$dir"
-    trap e2e_report_time EXIT
-else
-    log "reusing cached root filesystem $TARBALL"
-fi
+}
 
-log "podman import -> $IMAGE"
-podman import --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' \
-    --change 'STOPSIGNAL SIGRTMIN+3' "$TARBALL" "$IMAGE" >/dev/null
-podman image exists "$IMAGE" || die "import failed"
-log "image $IMAGE ready ($(podman image inspect --format '{{.Size}}' "$IMAGE") bytes)"
+find_python38() {
+    local c
+    for c in "${PYTHON38:-}" "$HOME"/.pyenv/versions/3.8*/bin/python3.8 /root/.pyenv/versions/3.8*/bin/python3.8 "$(command -v python3.8 || true)"; do
+        if [ -n "$c" ] && [ -x "$c" ] && "$c" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 8))' 2>/dev/null; then
+            echo "$c"; return 0
+        fi
+    done
+    return 1
+}
+
+# customise FLAVOUR DIR: the variant's changes to an unpacked root filesystem.
+customise() {
+    local flavour="$1" dir="$2"
+    case "$flavour" in
+        bullseye-legacy)
+            $SUDO chroot "$dir" update-alternatives --set iptables /usr/sbin/iptables-legacy >/dev/null
+            $SUDO chroot "$dir" update-alternatives --set ip6tables /usr/sbin/ip6tables-legacy >/dev/null
+            $SUDO chroot "$dir" iptables --version | grep -q legacy || die "iptables is not legacy in $flavour"
+            ;;
+        bookworm-py38)
+            local py prefix
+            py="$(find_python38)" || die "no CPython 3.8"
+            prefix="$("$py" -c 'import sys; print(sys.base_prefix)')"
+            # /usr/local, not the build prefix: the loggers' units have ProtectHome=yes, which hides a
+            # prefix under /root. The interpreter's RUNPATH names the build prefix; libpython is found
+            # through ld.so.cache (/usr/local/lib) instead. Site-packages and the test suite stay out.
+            log "copying CPython 3.8 from $prefix into /usr/local"
+            $SUDO install -m 0755 "$prefix/bin/python3.8" "$dir/usr/local/bin/python3.8"
+            $SUDO ln -sfn python3.8 "$dir/usr/local/bin/python3"
+            $SUDO cp -a "$prefix"/lib/libpython3.8.so* "$dir/usr/local/lib/"
+            (cd "$prefix/lib" && tar -cf - --exclude=python3.8/test --exclude=python3.8/site-packages python3.8) \
+                | $SUDO tar -C "$dir/usr/local/lib" -xf -
+            $SUDO mkdir -p "$dir/usr/local/lib/python3.8/site-packages"
+            [ -d "$prefix/include/python3.8" ] && $SUDO cp -a "$prefix/include/python3.8" "$dir/usr/local/include/"
+            $SUDO chroot "$dir" ldconfig
+            # The modules the roles and the analytics package need, and the ones a venv needs.
+            $SUDO chroot "$dir" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin python3 -c '
+import sys, venv, ensurepip, ssl, sqlite3, ctypes, zlib, lzma, bz2, hashlib, json
+assert sys.version_info[:2] == (3, 8), sys.version
+assert sys.prefix == "/usr/local", sys.prefix
+print("python3 %s, %s, sqlite %s" % (sys.version.split()[0], ssl.OPENSSL_VERSION, sqlite3.sqlite_version))' \
+                || die "the copied CPython 3.8 lacks a module it needs"
+            $SUDO chroot "$dir" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin sh -c \
+                'python3 -m venv /tmp/v && /tmp/v/bin/python -m pip --version && rm -rf /tmp/v' >/dev/null \
+                || die "python3 -m venv (ensurepip) fails with the copied CPython 3.8"
+            [ "$($SUDO chroot "$dir" /usr/bin/python3 -c 'import apt, sys; print(sys.version_info[0])')" = 3 ] \
+                || die "/usr/bin/python3 lost python3-apt"
+            ;;
+    esac
+}
+
+build() {
+    local want="$1" image flavour suite dir
+    case "$want" in
+        */*) image="$want"; flavour="${want#localhost/}"; flavour="${flavour%%:*}"; flavour="${flavour%-systemd}" ;;
+        *) flavour="$want"; image="localhost/$want-systemd:latest" ;;
+    esac
+    if [ -z "$FORCE" ] && podman image exists "$image"; then
+        log "image $image exists: nothing to do"; return 0
+    fi
+    suite="$(suite_of "$flavour" || true)"
+    case "$image" in localhost/"$flavour"-systemd|localhost/"$flavour"-systemd:latest) ;; *) suite="" ;; esac
+    if [ -z "$suite" ]; then
+        die "image $image does not exist and is not one this script builds (localhost/<flavour>-systemd, flavours: $FLAVOURS)"
+    fi
+    if [ "$flavour" = bookworm-py38 ] && ! find_python38 >/dev/null; then
+        log "no CPython 3.8 on this machine (set PYTHON38=...): not building $image, its scenario will skip"
+        return 0
+    fi
+    rootfs "$suite"
+    log "podman import -> $image"
+    if [ "$flavour" = "$suite" ]; then
+        podman import --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' \
+            --change 'STOPSIGNAL SIGRTMIN+3' "$CACHE/rootfs-$suite.tar" "$image" >/dev/null
+    else
+        dir="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
+        chmod 0755 "$dir"
+        $SUDO tar -C "$dir" -xf "$CACHE/rootfs-$suite.tar"
+        customise "$flavour" "$dir"
+        $SUDO tar -C "$dir" -cf - . | podman import --change 'CMD ["/sbin/init"]' --change 'ENV container=podman' \
+            --change 'STOPSIGNAL SIGRTMIN+3' - "$image" >/dev/null
+        $SUDO rm -rf "$dir"
+    fi
+    podman image exists "$image" || die "import of $image failed"
+    log "image $image ready ($(podman image inspect --format '{{.Size}}' "$image") bytes)"
+}
+
+if [ $# -eq 0 ]; then
+    # shellcheck disable=SC2046
+    set -- $("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" images $E2E_SCENARIOS)
+fi
+for want in "$@"; do
+    build "$want"
+done

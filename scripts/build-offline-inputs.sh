@@ -5,15 +5,16 @@
 #       "local tarball + checksum" path;
 #   .cache/offline/relay.git  a git repository of a fake practable relay (tests/fixtures/relay-repo
 #       + the relay stand-in) tagged v0.2.3, for the relay role's clone + go build path;
-#   .cache/offline/wheelhouse/  the analytics package and its serving dependencies as wheels for the
-#       container's Python (bullseye: CPython 3.9, manylinux x86_64), for pip --no-index;
+#   .cache/offline/wheelhouse-cpXY/  the analytics package and its serving dependencies as wheels for
+#       each Python the scenarios' targets have (asked of each image's interpreter, never assumed:
+#       scripts/e2e_platforms.py targets), manylinux x86_64, for pip --no-index;
 #   .cache/offline/inputs.yml  the facts above as Ansible variables (read by the scenarios).
 # Each part is rebuilt only when its inputs changed.
-# Usage: scripts/build-offline-inputs.sh     env OFFLINE_PARTS (default "go relay wheels")
+# Usage: scripts/build-offline-inputs.sh     env OFFLINE_PARTS (default "go relay wheels"),
+#   MOLECULE_SCENARIOS (whose targets get a wheelhouse), TARGET_PYTHON_VERSIONS (e.g. "3.8 3.9": no detection)
 source "$(dirname "$0")/lib.sh"
 
 OUT="$CACHE/offline"
-TARGET_PY="${TARGET_PYTHON_VERSION:-3.9}"
 TARGET_PLATFORM="${TARGET_PLATFORM:-manylinux2014_x86_64}"
 PIP="$VENV/bin/pip"
 [ -x "$PIP" ] || PIP="python3 -m pip"
@@ -115,39 +116,87 @@ relay_repo() {
     echo "$key" > "$OUT/relay.stamp"
 }
 
-# ---------- (c) wheelhouse for the container's Python ----------
+# ---------- (c) one wheelhouse per Python the targets have ----------
+# image_python IMAGE PYTHON: "3.X" of PYTHON inside IMAGE, asked of the interpreter itself (the image
+# is mounted read-only, no container runs).
+image_python() {
+    local image="$1" py="$2" mnt v
+    mnt="$(podman image mount "$image")" || return 1
+    v="$(chroot "$mnt" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin "$py" -c \
+        'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null)" || v=""
+    podman image unmount "$image" >/dev/null || true
+    [ -n "$v" ] && echo "$v"
+}
+
+# target_pythons: the Python versions of every platform of $E2E_SCENARIOS (or $TARGET_PYTHON_VERSIONS).
+target_pythons() {
+    if [ -n "${TARGET_PYTHON_VERSIONS:-}" ]; then echo "$TARGET_PYTHON_VERSIONS"; return 0; fi
+    local image py name v out=""
+    # shellcheck disable=SC2086
+    while read -r image py name; do
+        if ! podman image exists "$image"; then
+            log "$name: image $image absent (scripts/build-image.sh): no wheelhouse for it"; continue
+        fi
+        v="$(image_python "$image" "$py")" || die "$name: cannot run $py in $image to learn its version"
+        log "$name: $image has $py = Python $v"
+        case " $out " in *" $v "*) ;; *) out="$out $v" ;; esac
+    done < <("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" targets $E2E_SCENARIOS)
+    echo "$out"
+}
+
+wheel_key() {
+    (cd "$ROOT/analytics_src" && { find src pyproject.toml -type f | sort | xargs cat; echo "$1 $TARGET_PLATFORM"; } | sha256sum | cut -c1-16)
+}
+
+# wheelhouse VERSION: the analytics package and its serving dependencies as binary wheels for CPython
+# VERSION on $TARGET_PLATFORM, in $OUT/wheelhouse-cpXY, for pip --no-index.
 wheelhouse() {
-    local key
-    key="$(cd "$ROOT/analytics_src" && { find src pyproject.toml -type f | sort | xargs cat; echo "$TARGET_PY $TARGET_PLATFORM"; } | sha256sum | cut -c1-16)"
-    WHEELHOUSE="$OUT/wheelhouse"
-    if stamp_ok "$OUT/wheelhouse.stamp" "$key" && ls "$WHEELHOUSE"/practable_analytics-*.whl >/dev/null 2>&1; then
-        log "wheelhouse cached"; return 0
+    local ver="$1" tag key dir
+    tag="cp${ver/./}"
+    dir="$OUT/wheelhouse-$tag"
+    key="$(wheel_key "$ver")"
+    if stamp_ok "$dir.stamp" "$key" && ls "$dir"/practable_analytics-*.whl >/dev/null 2>&1; then
+        log "wheelhouse $tag cached"; return 0
     fi
-    log "building the wheelhouse for CPython $TARGET_PY $TARGET_PLATFORM"
-    rm -rf "$WHEELHOUSE.tmp"; mkdir -p "$WHEELHOUSE.tmp"
-    local build
-    build="$(mktemp -d)"
-    cp -a "$ROOT/analytics_src/." "$build/"
-    rm -rf "$build/build" "$build"/src/*.egg-info
-    $PIP wheel -q --no-deps -w "$WHEELHOUSE.tmp" "$build"
-    rm -rf "$build"
+    log "building the wheelhouse for CPython $ver $TARGET_PLATFORM"
+    rm -rf "$dir.tmp"; mkdir -p "$dir.tmp"
+    if [ -z "${PACKAGE_WHEEL:-}" ]; then
+        local build
+        build="$(mktemp -d)"
+        cp -a "$ROOT/analytics_src/." "$build/"
+        rm -rf "$build/build" "$build"/src/*.egg-info
+        $PIP wheel -q --no-deps -w "$OUT" "$build"
+        rm -rf "$build"
+        PACKAGE_WHEEL="$(ls -t "$OUT"/practable_analytics-*.whl | head -1)"
+    fi
+    cp "$PACKAGE_WHEEL" "$dir.tmp/"
     # The serving dependencies and the class view's (extra web), as binary wheels for the target. pip
     # evaluates markers with this machine's Python: importlib-metadata (Flask's, Python < 3.10) is named.
-    $PIP download -q --only-binary=:all: --python-version "$TARGET_PY" --platform "$TARGET_PLATFORM" \
-        --implementation cp -d "$WHEELHOUSE.tmp" "$(ls "$WHEELHOUSE.tmp"/practable_analytics-*.whl)[web]" \
+    $PIP download -q --only-binary=:all: --python-version "$ver" --platform "$TARGET_PLATFORM" \
+        --implementation cp -d "$dir.tmp" "$dir.tmp/$(basename "$PACKAGE_WHEEL")[web]" \
         "importlib-metadata>=3.6" pip setuptools wheel
-    rm -rf "$WHEELHOUSE"; mv "$WHEELHOUSE.tmp" "$WHEELHOUSE"
-    echo "$key" > "$OUT/wheelhouse.stamp"
-    log "wheelhouse: $(ls "$WHEELHOUSE" | tr '\n' ' ')"
+    rm -rf "$dir"; mv "$dir.tmp" "$dir"
+    echo "$key" > "$dir.stamp"
+    log "wheelhouse $tag: $(ls "$dir" | tr '\n' ' ')"
+}
+
+wheelhouses() {
+    local v
+    PYTHONS="$(target_pythons)"
+    [ -n "$PYTHONS" ] || die "no target Python found for the scenarios $E2E_SCENARIOS"
+    rm -rf "$OUT"/practable_analytics-*.whl "$OUT/wheelhouse" "$OUT/wheelhouse.stamp"  # one per version now
+    PACKAGE_WHEEL=""
+    for v in $PYTHONS; do wheelhouse "$v"; done
+    rm -f "$OUT"/practable_analytics-*.whl
 }
 
 PARTS="${OFFLINE_PARTS:-go relay wheels}"
 case " $PARTS " in *" go "*) go_tarball ;; esac
 case " $PARTS " in *" relay "*) relay_repo ;; esac
-case " $PARTS " in *" wheels "*) wheelhouse ;; esac
+case " $PARTS " in *" wheels "*) wheelhouses ;; esac
 [ "$PARTS" = "go relay wheels" ] || { log "partial run ($PARTS): inputs.yml not written"; exit 0; }
 
-cat > "$OUT/inputs.yml" <<YML
+cat > "$OUT/inputs.yml.tmp" <<YML
 # Written by scripts/build-offline-inputs.sh: local stand-ins for every internet source.
 offline_dir: "$OUT"
 offline_go_version: "$GO_VERSION"
@@ -155,7 +204,20 @@ offline_go_tarball: "$GO_TARBALL"
 offline_go_sha256: "$(cut -d' ' -f1 "$GO_TARBALL.sha256")"
 offline_relay_repo: "$RELAY_REPO"
 offline_relay_version: "$RELAY_VERSION"
-offline_wheelhouse: "$WHEELHOUSE"
-offline_analytics_wheel: "$(ls "$WHEELHOUSE"/practable_analytics-*.whl)"
 YML
+# Every wheelhouse built for the current package (also by earlier runs for other scenarios), by Python
+# version; the first target's is also offline_wheelhouse.
+first="$(echo "$PYTHONS" | awk '{print $1}')"
+echo "offline_wheelhouses:" >> "$OUT/inputs.yml.tmp"
+for stamp in "$OUT"/wheelhouse-cp*.stamp; do
+    [ -f "$stamp" ] || continue
+    d="${stamp%.stamp}"; tag="${d##*-cp}"; v="${tag:0:1}.${tag:1}"
+    stamp_ok "$stamp" "$(wheel_key "$v")" || continue
+    printf '  "%s": "%s"\n' "$v" "$d" >> "$OUT/inputs.yml.tmp"
+done
+cat >> "$OUT/inputs.yml.tmp" <<YML
+offline_wheelhouse: "$OUT/wheelhouse-cp${first/./}"
+offline_analytics_wheel: "$(ls "$OUT/wheelhouse-cp${first/./}"/practable_analytics-*.whl)"
+YML
+mv "$OUT/inputs.yml.tmp" "$OUT/inputs.yml"
 log "offline inputs in $OUT"

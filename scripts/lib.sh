@@ -1,11 +1,15 @@
 # shellcheck shell=bash
 # Common helpers for the e2e scripts (sourced, never executed).
-# Sets ROOT (the repository), CACHE (.cache), VENV (.venv), SUDO (empty when root).
+# Sets ROOT (the repository), CACHE (.cache), VENV (.venv), SUDO (empty when root), E2E_SCENARIOS
+# (the molecule scenarios `make test` runs; env MOLECULE_SCENARIOS), ANSIBLE_HOME (.ansible: ansible's
+# and molecule's caches stay inside the checkout).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${PRACTABLE_CACHE:-$ROOT/.cache}"
 VENV="${PRACTABLE_VENV:-$ROOT/.venv}"
 COLLECTIONS="$ROOT/.collections"
+E2E_SCENARIOS="${MOLECULE_SCENARIOS:-default platforms py38}"
+export ANSIBLE_HOME="$ROOT/.ansible"
 if [ "$(id -u)" -eq 0 ]; then SUDO=""; else SUDO="sudo"; fi
 export HOME="${HOME:-/root}"
 [ -d "$HOME" ] || HOME=/tmp

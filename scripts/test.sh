@@ -3,8 +3,9 @@
 # failed, then a summary; exit status 1 when any step failed.
 #   lint      ruff (analytics_src, relay stand-in, plugins, e2e scripts), scripts/collection-checks.sh
 #   unit      pytest tests/unit tests/relay_standin, pytest analytics_src/tests; analytics and stand-in again on Python 3.8
-#   molecule  molecule test of each scenario (converge, idempotence, end-to-end verify): default, single
-# Env: TEST_STEPS (default "lint unit molecule"), MOLECULE_SCENARIOS (default "default single").
+#   molecule  molecule test of each scenario (converge, idempotence, end-to-end verify): default,
+#             platforms (bookworm single-process, trixie, bullseye-legacy in parallel), py38 (skipped without a CPython 3.8)
+# Env: TEST_STEPS (default "lint unit molecule"), MOLECULE_SCENARIOS (default: scripts/lib.sh).
 source "$(dirname "$0")/lib.sh"
 export PATH="$VENV/bin:$PATH"
 export ANSIBLE_COLLECTIONS_PATH="$ROOT/collections:$COLLECTIONS"
@@ -12,7 +13,7 @@ export PYTHON38="${PYTHON38:-$(ls -d "$HOME"/.pyenv/versions/3.8*/bin/python3.8 
 cd "$ROOT"
 
 STEPS="${TEST_STEPS:-lint unit molecule}"
-SCENARIOS="${MOLECULE_SCENARIOS:-default single}"
+SCENARIOS="$E2E_SCENARIOS"
 RESULTS=()
 FAILED=0
 PASSED=0
@@ -51,6 +52,7 @@ if has_step lint; then
     fi
     # controller-side e2e tools: their own ruff.toml extends the package's rules
     step ruff-e2e ruff check molecule demo
+    step ruff-scripts ruff check --config molecule/ruff.toml scripts
     step shell-syntax bash -c 'for f in scripts/*.sh demo/*.sh .ci/run; do [ -f "$f" ] && bash -n "$f" || exit 1; done'
     if [ -f scripts/collection-checks.sh ]; then
         step collection-checks bash scripts/collection-checks.sh
@@ -74,6 +76,10 @@ fi
 
 if has_step molecule; then
     for s in $SCENARIOS; do
+        # shellcheck disable=SC2046
+        for image in $(python scripts/e2e_platforms.py images "$s"); do
+            podman image exists "$image" || { log "SKIP molecule-$s: no image $image (py38: no CPython 3.8 here, set PYTHON38)"; RESULTS+=("$(printf 'SKIP  %-28s        no image %s' "molecule-$s" "$image")"); continue 2; }
+        done
         step "molecule-$s" molecule test -s "$s"
     done
 fi
