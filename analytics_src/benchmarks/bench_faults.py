@@ -11,6 +11,9 @@ Run from analytics_src: ``python benchmarks/bench_faults.py [--flood-rate 8000] 
    unstored (with the exit status). Targets: p99 <= 1 s, p95 <= 1 s, RSS <= 150 MiB, 0 unstored.
 2. disk-full: 1,500 messages arrive while the database's file system is full; space returns; how
    many of those delivered are stored (target: all).
+3. relay restarts: the relay host (the stand-in, in this process) is stopped and started again on the
+   same port 10 times, down for 0.5-8 s each; the delay from the relay being back to serve being
+   connected to it again, per restart and the max (target: max <= 1.5 s), with the default ladder.
 
 Never asserts anything; figures depend on the machine and its load (printed with the load average).
 The relay stand-in runs as its own process and carries spin31; the flood comes from a websocket server
@@ -29,7 +32,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Dict, List, Optional
+from typing import Any, Dict, List, Optional, Sequence
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
@@ -344,6 +347,37 @@ def bench_disk_full(tmp: Path, standin: StandinProcess, n: int) -> Dict[str, Any
     }
 
 
+OUTAGES_S = (0.5, 1.0, 2.0, 3.0, 5.0, 8.0, 0.5, 1.0, 2.0, 2.0)
+
+
+def bench_restarts(tmp: Path, outages: Sequence[float] = OUTAGES_S) -> Dict[str, Any]:
+    """Relay host stopped and restarted on its port; seconds from back to serve connected again."""
+    host = relay_standin.start_host(port=0)
+    port = host.port
+    db, status, log = tmp / "restarts.db", tmp / "restarts.json", tmp / "restarts.log"
+    proc = serve(db, [host.ws_url("ws/spin30")], status, log)  # default backoff options
+
+    def connected() -> bool:
+        clients = host.stats().get("spin30", {}).get("clients", {})
+        return any(c.get("connected") for c in clients.values())
+
+    delays: List[float] = []
+    try:
+        wait_connected(status, ["spin30"])
+        for outage in outages:
+            host.stop()
+            time.sleep(outage)
+            host = relay_standin.start_host(port=port)
+            back = time.monotonic()
+            while not connected() and time.monotonic() - back < 30:
+                time.sleep(0.005)
+            delays.append(time.monotonic() - back)
+    finally:
+        stop(proc)
+        host.stop()
+    return {"outages": list(outages), "delays": delays}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--flood-rate", type=int, default=8000)
@@ -387,6 +421,12 @@ def main(argv: Optional[List[str]] = None) -> int:
                     f" {full['stored_while_full']} committed while full, {full['held_while_full']} held);"
                     f" status stored {full['status_stored']}, database {full['db_rows']}"
                 )
+            r = bench_restarts(tmp)
+            print(
+                f"relay restarts: reconnected {', '.join(f'{d:.2f}' for d in r['delays'])} s after the relay"
+                f" was back (down {', '.join(f'{o:g}' for o in r['outages'])} s); max"
+                f" {max(r['delays']):.2f} s  target <= 1.5 s"
+            )
     finally:
         standin.stop()
     print(f"load average after: {os.getloadavg()}")
