@@ -75,3 +75,13 @@ def read_jsonl(path: Path) -> List[Dict[str, Any]]:
 def strict_json(obj: object) -> str:
     """JSON as a browser's JSON.parse accepts it (raises ValueError on NaN/Infinity)."""
     return json.dumps(obj, allow_nan=False)
+
+
+@pytest.fixture
+def host() -> Iterator[Any]:
+    """A relay host stand-in on 127.0.0.1 (an ephemeral port), stopped after the test."""
+    from service_helpers import relay_standin  # noqa: PLC0415 (only the service tests need it)
+
+    running = relay_standin.start_host(port=0)
+    yield running
+    running.stop()

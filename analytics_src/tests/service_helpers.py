@@ -263,3 +263,19 @@ class FramePusher:
 def iter_chunks(items: Sequence[Any], n: int) -> Iterator[Sequence[Any]]:
     for i in range(0, len(items), n):
         yield items[i : i + n]
+
+
+def connect(host: Any, stream: str) -> Any:
+    """A lab UI or dashboard client of one stream of the relay stand-in."""
+    return relay_standin.WSClient.connect(host.ws_url(f"ws/{stream}"))
+
+
+def delivered_when_quiet(host: Any, stream: str, others: List[str]) -> int:
+    """The stand-in's count of messages delivered to the service, once it stops changing."""
+    last, since = -1, time.monotonic()
+    while time.monotonic() - since < 0.5:
+        now = int(service_client(host, stream, others)["delivered"])
+        if now != last:
+            last, since = now, time.monotonic()
+        time.sleep(0.05)
+    return last

@@ -14,13 +14,14 @@ import time
 import urllib.error
 import urllib.request
 from pathlib import Path
-from typing import Any, Dict, FrozenSet, Iterator, List, Tuple
+from typing import Any, Dict, FrozenSet, List, Tuple
 
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from service_helpers import (
     Serve,
     analytics,
+    connect,
     dumps,
     query,
     recv_responses,
@@ -65,17 +66,6 @@ def scrape(port: int, path: str = "/metrics") -> str:
         assert response.status == 200
         assert response.headers["Content-Type"].startswith("text/plain")
         return str(response.read().decode("utf-8"))
-
-
-def connect(host: Any, stream: str) -> Any:
-    return relay_standin.WSClient.connect(host.ws_url(f"ws/{stream}"))
-
-
-@pytest.fixture
-def host() -> Iterator[Any]:
-    running = relay_standin.start_host(port=0)
-    yield running
-    running.stop()
 
 
 # ------------------------------------------------------------------------------------------ units

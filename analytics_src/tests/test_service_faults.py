@@ -6,45 +6,23 @@ import os
 import sqlite3
 import time
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any
 
-import pytest
 from fault_helpers import Tmpfs, tmpfs  # noqa: F401 (fixture)
 from service_helpers import (
     SPINNER_LOGS,
     FramePusher,
     Serve,
     analytics,
+    connect,
+    delivered_when_quiet,
     dumps,
     recv_responses,
     relay_standin,
     request,
-    service_client,
     stored_counts,
     wait_for,
 )
-
-
-@pytest.fixture
-def host() -> Iterator[Any]:
-    running = relay_standin.start_host(port=0)
-    yield running
-    running.stop()
-
-
-def connect(host: Any, stream: str) -> Any:
-    return relay_standin.WSClient.connect(host.ws_url(f"ws/{stream}"))
-
-
-def delivered_when_quiet(host: Any, stream: str, others: List[str]) -> int:
-    """The stand-in's count of messages delivered to the service, once it stops changing."""
-    last, since = -1, time.monotonic()
-    while time.monotonic() - since < 0.5:
-        now = int(service_client(host, stream, others)["delivered"])
-        if now != last:
-            last, since = now, time.monotonic()
-        time.sleep(0.05)
-    return last
 
 
 def send_events(ui: Any, first: int, n: int) -> None:

@@ -3,19 +3,12 @@ refuses to start (exit 2, one line naming the other process); other streams and 
 
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import pytest
-from service_helpers import Serve, relay_standin
+from service_helpers import Serve
 
 from practable_analytics.service.lock import StreamLockError, StreamLocks, lock_path
-
-
-@pytest.fixture
-def host() -> Iterator[Any]:
-    running = relay_standin.start_host(port=0)
-    yield running
-    running.stop()
 
 
 def test_a_second_serve_for_the_same_stream_and_database_exits_2(tmp_path: Path, host: Any) -> None:

@@ -7,17 +7,17 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, List
 
 import numpy as np
-import pytest
 from service_helpers import (
     SPINNER_LOGS,
     Serve,
     analytics,
+    connect,
+    delivered_when_quiet,
     dumps,
     query,
-    relay_standin,
     service_client,
     stored_counts,
     wait_for,
@@ -28,27 +28,6 @@ from practable_analytics.store import Store
 from practable_analytics.taskgraph import adjacency
 
 N = 6
-
-
-@pytest.fixture
-def host() -> Iterator[Any]:
-    running = relay_standin.start_host(port=0)
-    yield running
-    running.stop()
-
-
-def connect(host: Any, stream: str) -> Any:
-    return relay_standin.WSClient.connect(host.ws_url(f"ws/{stream}"))
-
-
-def quiet_delivered(host: Any, stream: str, others: List[str]) -> int:
-    last, since = -1, time.monotonic()
-    while time.monotonic() - since < 0.5:
-        now = int(service_client(host, stream, others)["delivered"])
-        if now != last:
-            last, since = now, time.monotonic()
-        time.sleep(0.05)
-    return last
 
 
 def exact_counts(db: Path, users: List[str]) -> None:
@@ -114,8 +93,8 @@ def test_two_loggers_on_one_database_count_exactly(tmp_path: Path, host: Any) ->
             t.start()
         for t in threads:
             t.join(30)
-        d30 = quiet_delivered(host, "spin30", [ui30.local_name])
-        d31 = quiet_delivered(host, "spin31", [ui31.local_name])
+        d30 = delivered_when_quiet(host, "spin30", [ui30.local_name])
+        d31 = delivered_when_quiet(host, "spin31", [ui31.local_name])
         assert wait_for(lambda: stored_counts(db) == {"spin30": d30, "spin31": d31}, 10), stored_counts(db)
         assert wait_for(
             lambda: (a.status()["worker"]["stored"], b.status()["worker"]["stored"]) == (d30, d31), 3
@@ -161,7 +140,7 @@ def test_forget_while_serving_erases_the_student_and_keeps_the_others_exact(
         running.clear()
         sender.join(10)
         assert result.returncode == 0, result.stderr
-        delivered = quiet_delivered(host, "spin30", [ui.local_name])
+        delivered = delivered_when_quiet(host, "spin30", [ui.local_name])
         erased = query(db, "SELECT COUNT(*) FROM events")[0][0]
         assert wait_for(lambda: serve.status()["worker"]["stored"] == delivered, 10)
     finally:

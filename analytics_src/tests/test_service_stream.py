@@ -8,9 +8,8 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterator, List
+from typing import Any, List
 
-import pytest
 from service_helpers import (
     SPINNER_LOGS,
     FramePusher,
@@ -18,6 +17,7 @@ from service_helpers import (
     all_feedback,
     analytics,
     client_stats,
+    connect,
     dumps,
     query,
     recv_responses,
@@ -37,17 +37,6 @@ ALL_FEEDBACK_CONTENTS = [
     "indicators",
     "centroids",
 ]
-
-
-@pytest.fixture
-def host() -> Iterator[Any]:
-    running = relay_standin.start_host(port=0)
-    yield running
-    running.stop()
-
-
-def connect(host: Any, stream: str) -> Any:
-    return relay_standin.WSClient.connect(host.ws_url(f"ws/{stream}"))
 
 
 def settle(host: Any, stream: str, others: List[str], db: Path, timeout: float = 15.0) -> int:
