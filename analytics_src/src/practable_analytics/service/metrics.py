@@ -14,11 +14,11 @@ Two outputs, either or both:
 
 import ipaddress
 import logging
-import os
-import tempfile
 import threading
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+
+from practable_analytics.service.files import replace_file
 
 LOG = logging.getLogger(__name__)
 
@@ -177,21 +177,7 @@ def exposition(doc: Mapping[str, Any]) -> bytes:
 def write_textfile(path: Path, doc: Mapping[str, Any]) -> None:
     """Write the metrics for node_exporter's textfile collector: a temporary file in the same
     directory (the collector reads only ``*.prom``), flushed, then renamed over ``path``."""
-    data = exposition(doc)
-    directory = str(path.parent) if str(path.parent) else "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-        os.chmod(tmp, 0o644)  # node_exporter runs as another user
-        os.replace(tmp, str(path))
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, exposition(doc))
 
 
 class MetricsServer:

@@ -6,12 +6,12 @@ reader (``practable-analytics status``, a monitoring script) never sees half a f
 
 import json
 import os
-import tempfile
 import time
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Sequence
 
 from practable_analytics import __version__
+from practable_analytics.service.files import replace_file
 from practable_analytics.service.inbox import Inbox
 from practable_analytics.service.sender import Sender
 from practable_analytics.service.stats import EventCounts, StreamStats, WorkerStats, iso_time
@@ -120,21 +120,7 @@ def db_bytes(db: Path) -> int:
 
 def write_atomic(path: Path, document: Mapping[str, Any]) -> None:
     """Replace path with the JSON document in one rename (never a partial file)."""
-    directory = str(path.parent) if str(path.parent) else "."
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            json.dump(document, handle, indent=1, sort_keys=True)
-            handle.write("\n")
-            handle.flush()
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, str(path))
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
+    replace_file(path, (json.dumps(document, indent=1, sort_keys=True) + "\n").encode("utf-8"))
 
 
 def read(path: Path) -> Dict[str, Any]:
