@@ -1,6 +1,10 @@
 #!/usr/bin/env bash
-# Build the systemd container images the molecule scenarios boot, from Debian's archive with
-# debootstrap (no registry is reachable). One image per flavour, named localhost/<flavour>-systemd:
+# Build the systemd container images the molecule scenarios boot, from Debian's (and Ubuntu's) archive
+# with debootstrap (no registry is reachable). One image per flavour, named localhost/<flavour>-systemd:
+#   focal            Ubuntu 20.04 from Ubuntu's archive: Python 3.8, systemd 245, iptables-legacy ufw.
+#                    The archive's key is taken from Ubuntu's ubuntu-keyring package and used only when its
+#                    fingerprint is the one pinned below. Skipped with a message when the archive is not
+#                    reachable (its scenario then skips, and py38 stands in for it).
 #   bullseye         Debian 11: Python 3.9, systemd 247, glibc 2.31 (the Debian nearest Ubuntu 20.04)
 #   bookworm         Debian 12: Python 3.11, systemd 252 (Raspberry Pi OS 12)
 #   trixie           Debian 13: Python 3.13, systemd 257
@@ -14,13 +18,17 @@
 #   without arguments: every image the scenarios in $MOLECULE_SCENARIOS (scripts/lib.sh) name;
 #   an image that is not localhost/<flavour>-systemd (e.g. MOLECULE_IMAGE=a real ubuntu:20.04 systemd
 #   image) must exist already.
-# env: DEBIAN_MIRROR, PYTHON38
+# env: DEBIAN_MIRROR, UBUNTU_MIRROR, PYTHON38
 source "$(dirname "$0")/lib.sh"
 
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
+UBUNTU_MIRROR="${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}"
+# "Ubuntu Archive Automatic Signing Key (2018)", which signs focal's Release file.
+UBUNTU_KEY_FPR="F6ECB3762474EDA9D21B7022871920D1991BC93C"
+UBUNTU_KEYRING_DEB="pool/main/u/ubuntu-keyring/ubuntu-keyring_2020.02.11.2_all.deb"
 # What the roles need on a target that would otherwise come from the internet. Kept small.
 PACKAGES="systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,python3-packaging,ca-certificates,sudo,git,acl,iproute2,procps,ufw,iptables,netbase"
-FLAVOURS="bullseye bookworm trixie bullseye-legacy bookworm-py38"
+FLAVOURS="bullseye bookworm trixie bullseye-legacy bookworm-py38 focal"
 FORCE=""
 [ "${1:-}" = "--force" ] && { FORCE=1; shift; }
 if [ "${1:-}" = "--remove" ]; then
@@ -36,22 +44,53 @@ suite_of() {
         bullseye|bullseye-legacy) echo bullseye ;;
         bookworm|bookworm-py38) echo bookworm ;;
         trixie) echo trixie ;;
+        focal) echo focal ;;
         *) return 1 ;;
     esac
 }
 
+is_ubuntu() { case "$1" in focal) return 0 ;; *) return 1 ;; esac; }
+
+ubuntu_reachable() {
+    curl -fsS -m 10 -o /dev/null "$UBUNTU_MIRROR/dists/focal/Release" 2>/dev/null
+}
+
+# ubuntu_keyring: $CACHE/ubuntu-archive-2018.gpg, the one archive key, from Ubuntu's keyring package
+# and only when its fingerprint is the pinned one (the package comes over plain HTTP).
+ubuntu_keyring() {
+    local out="$CACHE/ubuntu-archive-2018.gpg" tmp fpr
+    [ -s "$out" ] && return 0
+    tmp="$(mktemp -d)"
+    curl -fsS -m 60 -o "$tmp/k.deb" "$UBUNTU_MIRROR/$UBUNTU_KEYRING_DEB" || { rm -rf "$tmp"; die "cannot fetch $UBUNTU_KEYRING_DEB"; }
+    dpkg-deb -x "$tmp/k.deb" "$tmp/x"
+    export GNUPGHOME="$tmp/gnupg"; mkdir -m 0700 "$GNUPGHOME"
+    gpg -q --import "$tmp/x/usr/share/keyrings/ubuntu-archive-keyring.gpg" 2>/dev/null
+    fpr="$(gpg --with-colons --fingerprint "$UBUNTU_KEY_FPR" 2>/dev/null | awk -F: '/^fpr/{print $10; exit}')"
+    [ "$fpr" = "$UBUNTU_KEY_FPR" ] || { rm -rf "$tmp"; die "Ubuntu's keyring package lacks the pinned archive key $UBUNTU_KEY_FPR"; }
+    gpg -q --export "$UBUNTU_KEY_FPR" > "$out.tmp" && mv "$out.tmp" "$out"
+    unset GNUPGHOME
+    rm -rf "$tmp"
+    log "Ubuntu archive key $UBUNTU_KEY_FPR -> $out"
+}
+
 # rootfs SUITE: the cached root filesystem tarball of SUITE, built once with debootstrap.
 rootfs() {
-    local suite="$1" tarball="$CACHE/rootfs-$1.tar" dir
+    local suite="$1" tarball="$CACHE/rootfs-$1.tar" dir mirror="$MIRROR" components="main"
+    local extra=()
     if [ -s "$tarball" ] && [ -z "$FORCE" ]; then
         log "reusing cached root filesystem $tarball"; return 0
     fi
     command -v debootstrap >/dev/null || die "debootstrap missing: run scripts/setup.sh first"
     [ -e "/usr/share/debootstrap/scripts/$suite" ] || die "this debootstrap does not know $suite (/usr/share/debootstrap/scripts): link it to sid"
+    if is_ubuntu "$suite"; then
+        ubuntu_keyring
+        mirror="$UBUNTU_MIRROR"; components="main,universe"
+        extra=(--keyring="$CACHE/ubuntu-archive-2018.gpg" --components="$components")
+    fi
     dir="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
     chmod 0755 "$dir"  # becomes the image's /
     log "debootstrap $suite minbase into $dir (about 2 min)"
-    $SUDO debootstrap --variant=minbase --include="$PACKAGES" "$suite" "$dir" "$MIRROR" >"$CACHE/debootstrap-$suite.log" 2>&1 \
+    $SUDO debootstrap --variant=minbase "${extra[@]}" --include="$PACKAGES" "$suite" "$dir" "$mirror" >"$CACHE/debootstrap-$suite.log" 2>&1 \
         || { tail -30 "$CACHE/debootstrap-$suite.log" >&2; $SUDO rm -rf "$dir"; die "debootstrap $suite failed (log: $CACHE/debootstrap-$suite.log)"; }
     # Container-friendly trims: no getty on a console nobody reads, apt caches emptied, a machine-id
     # created at boot.
@@ -61,7 +100,12 @@ rootfs() {
     $SUDO rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin
     : | $SUDO tee "$dir/etc/machine-id" >/dev/null
     $SUDO rm -f "$dir/etc/apt/sources.list.d/debian.sources"
-    printf 'deb %s %s main\n' "$MIRROR" "$suite" | $SUDO tee "$dir/etc/apt/sources.list" >/dev/null
+    if is_ubuntu "$suite"; then  # updates and security too, as a real 20.04 host has them
+        printf 'deb %s %s main universe\n' "$mirror" "$suite" "$mirror" "$suite-updates" "$mirror" "$suite-security" \
+            | $SUDO tee "$dir/etc/apt/sources.list" >/dev/null
+    else
+        printf 'deb %s %s main\n' "$mirror" "$suite" | $SUDO tee "$dir/etc/apt/sources.list" >/dev/null
+    fi
     $SUDO tar -C "$dir" -cf "$tarball.tmp" .
     $SUDO chown "$(id -u):$(id -g)" "$tarball.tmp"
     mv "$tarball.tmp" "$tarball"
@@ -133,6 +177,10 @@ build() {
     if [ -z "$suite" ]; then
         die "image $image does not exist and is not one this script builds (localhost/<flavour>-systemd, flavours: $FLAVOURS)"
     fi
+    if [ "$flavour" = focal ] && ! ubuntu_reachable; then
+        log "Ubuntu's archive ($UBUNTU_MIRROR) is not reachable: not building $image, its scenario will skip"
+        return 0
+    fi
     if [ "$flavour" = bookworm-py38 ] && ! find_python38 >/dev/null; then
         log "no CPython 3.8 on this machine (set PYTHON38=...): not building $image, its scenario will skip"
         return 0
@@ -156,8 +204,23 @@ build() {
 }
 
 if [ $# -eq 0 ]; then
+    # every scenario's images; where one cannot be built here, its stand-in scenario's
+    for s in $E2E_SCENARIOS; do
+        for want in $("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" images "$s"); do
+            if [ -n "$(standin_for "$s")" ]; then  # a failed build (e.g. a mirror's hiccup) falls back
+                ( build "$want" ) || log "WARNING: could not build $want: $(standin_for "$s") stands in for $s"
+            else
+                build "$want"
+            fi
+        done
+    done
     # shellcheck disable=SC2046
-    set -- $("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" images $E2E_SCENARIOS)
+    for s in $(resolved_scenarios); do
+        for want in $("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" images "$s"); do
+            build "$want"
+        done
+    done
+    exit 0
 fi
 for want in "$@"; do
     build "$want"

@@ -128,7 +128,8 @@ image_python() {
     [ -n "$v" ] && echo "$v"
 }
 
-# target_pythons: the Python versions of every platform of $E2E_SCENARIOS (or $TARGET_PYTHON_VERSIONS).
+# target_pythons: the Python versions of every platform of the scenarios (resolved_scenarios, lib.sh)
+# (or $TARGET_PYTHON_VERSIONS).
 target_pythons() {
     if [ -n "${TARGET_PYTHON_VERSIONS:-}" ]; then echo "$TARGET_PYTHON_VERSIONS"; return 0; fi
     local image py name v out=""
@@ -140,7 +141,7 @@ target_pythons() {
         v="$(image_python "$image" "$py")" || die "$name: cannot run $py in $image to learn its version"
         log "$name: $image has $py = Python $v"
         case " $out " in *" $v "*) ;; *) out="$out $v" ;; esac
-    done < <("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" targets $E2E_SCENARIOS)
+    done < <("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" targets $(resolved_scenarios))
     echo "$out"
 }
 

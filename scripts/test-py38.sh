@@ -23,5 +23,5 @@ if [ ! -x "$V38/bin/python" ]; then
 fi
 "$V38/bin/python" -m pip install -q --disable-pip-version-check -e "./analytics_src[test]"
 log "analytics and stand-in tests on $("$V38/bin/python" --version)"
-(cd analytics_src && "$V38/bin/python" -m pytest -q -p no:cacheprovider -m "not soak" tests)
+(cd analytics_src && "$V38/bin/python" -m pytest -q -p no:cacheprovider -n "${PYTEST_WORKERS:-2}" -m "not soak" tests)
 "$V38/bin/python" -m pytest -q -p no:cacheprovider tests/relay_standin

