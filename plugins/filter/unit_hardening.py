@@ -15,9 +15,15 @@ description:
     C(ansible_facts.systemd.version) fact); V(0) (unknown) means the oldest supported release (245, Ubuntu
     focal).
   - C(PrivateUsers=) is always left out, it fails (226/NAMESPACE) in unprivileged containers.
+  - C(ProtectHostname=) is left out on systemd before 247 inside a container (LXC/LXD, podman, docker,
+    systemd-nspawn, OpenVZ): systemd 245 sets it up with a UTS namespace, and where it may not create one
+    its fallback fails every unit with 228/SECCOMP. A virtual machine or a real host keeps it.
 options:
   _input:
-    description: The host's systemd version (an integer such as V(247)).
+    description:
+      - The host's systemd version (an integer such as V(247), or a version string such as V(245.4-4ubuntu3)),
+      - or a mapping with C(systemd) (that version) and optionally C(virtualization_type) and
+        C(virtualization_role) (the C(ansible_facts) of those names).
     type: raw
     required: true
   umask:
@@ -37,6 +43,14 @@ options:
 """
 
 EXAMPLES = r"""
+- name: Show the hardening of a unit for this host, container or not
+  ansible.builtin.debug:
+    msg: >-
+      {{ {'systemd': ansible_facts.systemd.version | default(0),
+          'virtualization_type': ansible_facts.virtualization_type | default(''),
+          'virtualization_role': ansible_facts.virtualization_role | default('')}
+         | practable.analytics.unit_hardening }}
+
 - name: Show the hardening of a loopback-only unit on this host
   ansible.builtin.debug:
     msg: >-
@@ -55,6 +69,21 @@ from ansible.errors import AnsibleFilterError  # noqa: E402
 
 #: The oldest systemd of a supported release (Ubuntu 20.04).
 OLDEST = 245
+#: ``ansible_facts.virtualization_type`` values of container managers (the guest shares the kernel).
+CONTAINER_TYPES = frozenset(
+    (
+        "container",
+        "docker",
+        "podman",
+        "lxc",
+        "lxd",
+        "openvz",
+        "systemd-nspawn",
+        "containerd",
+    )
+)
+#: The first systemd whose ProtectHostname= works where no UTS namespace may be made (bullseye's 247 does).
+HOSTNAME_IN_CONTAINER = 247
 #: Every option with the first systemd release that has it (all of them exist in 245 unless noted).
 OPTIONS = (
     ("NoNewPrivileges=yes", 0),
@@ -86,20 +115,45 @@ OPTIONS = (
 )
 
 
-def unit_hardening(systemd_version, umask="0077", read_write_paths=None, loopback_only=False):
-    """The sandboxing lines for a unit on a host with ``systemd_version`` (see DOCUMENTATION)."""
+def _platform(value):
+    """(systemd version, in a container) of the filter's input."""
+    container = False
+    if isinstance(value, dict):
+        role = str(value.get("virtualization_role") or "")
+        kind = str(value.get("virtualization_type") or "")
+        container = role == "guest" and kind in CONTAINER_TYPES
+        value = value.get("systemd", 0)
     try:
-        version = int(str(systemd_version or 0).split(".", 1)[0].split()[0])
+        version = int(str(value or 0).split(".", 1)[0].split()[0])
     except (TypeError, ValueError, IndexError) as exc:
-        raise AnsibleFilterError(f"unit_hardening: systemd version {systemd_version!r} is no number") from exc
-    version = version or OLDEST
+        raise AnsibleFilterError(
+            f"unit_hardening: systemd version {value!r} is no number"
+        ) from exc
+    return version or OLDEST, container
+
+
+def unit_hardening(
+    systemd_version, umask="0077", read_write_paths=None, loopback_only=False
+):
+    """The sandboxing lines for a unit on a host with ``systemd_version`` (see DOCUMENTATION)."""
+    version, container = _platform(systemd_version)
     if not isinstance(umask, str) or not umask.isdigit() or len(umask) != 4:
-        raise AnsibleFilterError(f"unit_hardening: umask {umask!r} must be four octal digits")
+        raise AnsibleFilterError(
+            f"unit_hardening: umask {umask!r} must be four octal digits"
+        )
     lines = [line for line, since in OPTIONS if version >= since]
+    if container and version < HOSTNAME_IN_CONTAINER:
+        lines.remove("ProtectHostname=yes")
     lines.append(f"UMask={umask}")
     for path in read_write_paths or []:
-        if not isinstance(path, str) or not path.startswith("/") or any(c.isspace() for c in path):
-            raise AnsibleFilterError(f"unit_hardening: read_write_paths {path!r} is not an absolute path")
+        if (
+            not isinstance(path, str)
+            or not path.startswith("/")
+            or any(c.isspace() for c in path)
+        ):
+            raise AnsibleFilterError(
+                f"unit_hardening: read_write_paths {path!r} is not an absolute path"
+            )
         lines.append(f"ReadWritePaths={path}")
     if loopback_only:
         lines.extend(["IPAddressDeny=any", "IPAddressAllow=localhost"])

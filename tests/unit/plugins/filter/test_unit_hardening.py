@@ -8,15 +8,48 @@ import subprocess
 
 import pytest
 from ansible.errors import AnsibleFilterError
-from ansible_collections.practable.analytics.plugins.filter.unit_hardening import unit_hardening
+from ansible_collections.practable.analytics.plugins.filter.unit_hardening import (
+    unit_hardening,
+)
 
 
 def test_focal_gets_no_option_its_systemd_lacks():
     lines = unit_hardening(245)
     assert "ProtectClock=yes" in lines and "ProtectKernelLogs=yes" in lines
-    assert not [line for line in lines if line.startswith(("ProtectProc=", "PrivateIPC="))]
+    assert not [
+        line for line in lines if line.startswith(("ProtectProc=", "PrivateIPC="))
+    ]
     assert unit_hardening(0) == lines  # unknown: the oldest supported release
     assert unit_hardening("245.4-4ubuntu3") == lines
+
+
+def test_focal_in_a_container_loses_only_protect_hostname():
+    """systemd 245 fails every unit (228/SECCOMP) with ProtectHostname= where no UTS namespace may be
+    made: left out in containers (LXD, podman, ...), kept on a VM or a real host and from 247 on."""
+    vm = unit_hardening(
+        {"systemd": 245, "virtualization_type": "kvm", "virtualization_role": "guest"}
+    )
+    assert vm == unit_hardening(245) and "ProtectHostname=yes" in vm
+    for kind in ("lxc", "podman", "docker", "systemd-nspawn"):
+        lines = unit_hardening(
+            {
+                "systemd": "245.4-4ubuntu3",
+                "virtualization_type": kind,
+                "virtualization_role": "guest",
+            }
+        )
+        assert lines == [line for line in vm if line != "ProtectHostname=yes"]
+    assert "ProtectHostname=yes" in unit_hardening(
+        {"systemd": 245, "virtualization_type": "lxc", "virtualization_role": "host"}
+    )
+    assert "ProtectHostname=yes" in unit_hardening(
+        {
+            "systemd": 247,
+            "virtualization_type": "podman",
+            "virtualization_role": "guest",
+        }
+    )
+    assert unit_hardening({"systemd": 252}) == unit_hardening(252)
 
 
 def test_newer_releases_get_more():
@@ -26,7 +59,9 @@ def test_newer_releases_get_more():
 
 
 def test_unit_specific_lines():
-    lines = unit_hardening(252, umask="0027", read_write_paths=["/var/analytics/data"], loopback_only=True)
+    lines = unit_hardening(
+        252, umask="0027", read_write_paths=["/var/analytics/data"], loopback_only=True
+    )
     assert lines[-4:] == [
         "UMask=0027",
         "ReadWritePaths=/var/analytics/data",
@@ -38,7 +73,12 @@ def test_unit_specific_lines():
 
 @pytest.mark.parametrize(
     ("args", "kwargs"),
-    [(("x",), {}), ((252,), {"umask": "27"}), ((252,), {"read_write_paths": ["rel"]})],
+    [
+        (("x",), {}),
+        (({"systemd": "x"},), {}),
+        ((252,), {"umask": "27"}),
+        ((252,), {"read_write_paths": ["rel"]}),
+    ],
 )
 def test_bad_input_is_refused(args, kwargs):
     with pytest.raises(AnsibleFilterError):
@@ -49,7 +89,9 @@ def _analyze():
     tool = shutil.which("systemd-analyze")
     if not tool:
         return None
-    version = subprocess.run([tool, "--version"], capture_output=True, text=True, check=False).stdout
+    version = subprocess.run(
+        [tool, "--version"], capture_output=True, text=True, check=False
+    ).stdout
     match = re.search(r"systemd (\d+)", version)
     return (tool, int(match.group(1))) if match and int(match.group(1)) >= 250 else None
 
@@ -58,8 +100,18 @@ def _analyze():
     ("user", "kwargs"),
     [
         ("session-relay", {}),  # the relay host
-        ("analytics", {"umask": "0027", "read_write_paths": ["/var/analytics/data"], "loopback_only": True}),
-        (None, {"loopback_only": True}),  # session-rules.service runs as root, without capabilities
+        (
+            "analytics",
+            {
+                "umask": "0027",
+                "read_write_paths": ["/var/analytics/data"],
+                "loopback_only": True,
+            },
+        ),
+        (
+            None,
+            {"loopback_only": True},
+        ),  # session-rules.service runs as root, without capabilities
     ],
 )
 def test_exposure_is_at_most_3(tmp_path, user, kwargs):
