@@ -16,7 +16,7 @@ description:
     focal).
   - C(PrivateUsers=) is always left out, it fails (226/NAMESPACE) in unprivileged containers.
   - C(ProtectHostname=) is left out on systemd before 247 inside a container (LXC/LXD, podman, docker,
-    systemd-nspawn, OpenVZ): systemd 245 sets it up with a UTS namespace, and where it may not create one
+    systemd-nspawn, OpenVZ). Systemd 245 sets it up with a UTS namespace, and where it may not create one
     its fallback fails every unit with 228/SECCOMP. A virtual machine or a real host keeps it.
 options:
   _input:
