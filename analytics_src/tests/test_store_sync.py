@@ -49,6 +49,7 @@ def test_the_wal_is_synced_after_commit_with_the_write_lock_already_free(
         real_fsync(fd)
 
     monkeypatch.setattr(store_module.os, "fsync", fsync)
+    monkeypatch.setattr(store_module.os, "fdatasync", fsync, raising=False)
     ids = store.add_events(batch(0, 5))
     assert len(ids) == 5
     assert seen == [str(db) + "-wal", "5"]  # one fsync per write, of the WAL, after the COMMIT
@@ -68,10 +69,12 @@ def test_a_failed_fsync_after_commit_is_logged_and_never_stores_twice(
         raise OSError(5, "Input/output error")
 
     monkeypatch.setattr(store_module.os, "fsync", failing)
+    monkeypatch.setattr(store_module.os, "fdatasync", failing, raising=False)
     with caplog.at_level(logging.WARNING, logger="practable_analytics.store"):
         assert len(store.add_events(batch(0, 4))) == 4  # committed: not raised, so never retried
         assert len(store.add_events(batch(4, 4))) == 4
         monkeypatch.setattr(store_module.os, "fsync", real_fsync)
+        monkeypatch.setattr(store_module.os, "fdatasync", real_fsync, raising=False)
         store.add_events(batch(8, 1))
     assert store.count_events() == 9  # each batch exactly once
     errors = [r for r in caplog.records if r.levelno == logging.ERROR]

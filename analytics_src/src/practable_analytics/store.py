@@ -337,13 +337,14 @@ class Store:
             self._sync_wal()
 
     def _sync_wal(self) -> None:
-        """fsync the WAL after a COMMIT (``sync_after_commit``). The transaction is committed by
+        """fdatasync the WAL after a COMMIT (``sync_after_commit``). The transaction is committed by
         now, so a failure here cannot be rolled back or retried (a retry would store it twice): it
         is logged (ERROR once, until a sync works again) and the write counts as done."""
+        sync = getattr(os, "fdatasync", None) or os.fsync  # what SQLite's FULL uses where it exists
         try:
             fd = os.open(f"{self.path}-wal", os.O_RDONLY)
             try:
-                os.fsync(fd)
+                sync(fd)
             finally:
                 os.close(fd)
         except OSError as exc:
