@@ -197,8 +197,9 @@ class FramePusher:
     """A websocket server on 127.0.0.1 that pushes a fixed list of frames to each client, as fast
     as TCP allows (no lossy hand-off), and records what the client sends back."""
 
-    def __init__(self, frames: Sequence[Tuple[int, bytes]]) -> None:
+    def __init__(self, frames: Sequence[Tuple[int, bytes]], gap_s: float = 0.0) -> None:
         self.frames = list(frames)
+        self.gap_s = gap_s  # > 0: one frame per send, this far apart (traffic that trickles in)
         self.sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self.sock.bind(("127.0.0.1", 0))
@@ -233,6 +234,12 @@ class FramePusher:
         reader = threading.Thread(target=self._drain, args=(conn,), daemon=True)
         reader.start()
         self._threads.append(reader)
+        if self.gap_s > 0:
+            for opcode, payload in self.frames:
+                conn.sendall(relay_standin.encode_frame(opcode, payload, mask=False))
+                time.sleep(self.gap_s)
+            self.pushed.set()
+            return
         out: List[bytes] = []
         size = 0
         for opcode, payload in self.frames:

@@ -98,6 +98,17 @@ class Inbox:
     def room(self, stream_index: int) -> bool:
         """False while the inbox or this stream's share is at its bound: stop reading that socket
         until it is True again (the episode is logged once and counted)."""
+        # Fast path without the lock (the loop asks before every read): the answer is advisory, a
+        # put may go past the bound by one read's worth anyway. Any doubt takes the locked path,
+        # which also ends or starts the episode.
+        if (
+            not self._full[stream_index]
+            and not self._closed
+            and self._count + self._held < self.max_items
+            and self._bytes + self._held_bytes < self.max_bytes
+            and len(self._queues[stream_index]) < self.stream_limit
+        ):
+            return True
         with self._lock:
             ok = self._has_room(stream_index)
             if ok:
@@ -150,9 +161,31 @@ class Inbox:
         with self._lock:
             if self._closed:
                 return
-            for item in items:
-                self._append(item)
+            if len(items) == 1 or len({item[0] for item in items}) == 1:
+                self._append_run(items)
+            else:
+                for item in items:
+                    self._append(item)
             self._after_put()
+
+    def _append_run(self, items: Sequence[Item]) -> None:
+        # Called with the lock held: items of one stream (the usual round), one deque extend.
+        stream = items[0][0]
+        queue = self._queues[stream]
+        queue.extend(items)
+        self._count += len(items)
+        size = 0
+        for item in items:
+            size += len(item[2])
+        self._bytes += size
+        if self._wake_at > 1 and not self._urgent:
+            for item in items:
+                if REQUEST_MARK in item[2]:
+                    self._urgent = True
+                    break
+        pending = len(queue)
+        self.pending[stream] = pending
+        self.stream_high_water[stream] = max(self.stream_high_water[stream], pending)
 
     def put_many(self, items: Sequence[Item], stop: Optional[threading.Event] = None) -> int:
         """Append items in order, waiting for room as needed; returns how many went in (fewer only
