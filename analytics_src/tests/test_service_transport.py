@@ -16,11 +16,13 @@ from service_helpers import (
     Serve,
     analytics,
     client_stats,
+    delivered_when_quiet,
     dumps,
     query,
     recv_responses,
     relay_standin,
     request,
+    service_client,
     stored_counts,
     wait_for,
 )
@@ -85,12 +87,21 @@ def test_reconnects_within_a_second_of_the_relay_coming_back(tmp_path: Path, out
         for i in range(20):
             ui.send_text(dumps(analytics(100 + i, SPINNER_LOGS[i % 6])))
             time.sleep(0.005)  # the relay drops what arrives while its writer is busy: pace like a UI
-        assert wait_for(lambda: stored_counts(db).get("spin30", 0) == 20, 5), stored_counts(db)
-        assert [r[0] for r in query(db, "SELECT t FROM events ORDER BY id")] == list(range(100, 120))
+        # Everything the relay delivered after the reconnect is stored, in order; what it dropped
+        # toward serve under load (SPEC 4, counted by the stand-in) never reached serve.
+        delivered = delivered_when_quiet(host, "spin30", [ui.local_name])
+        dropped = service_client(host, "spin30", [ui.local_name])["dropped"]
+        assert delivered + dropped == 20 and delivered >= 10, (delivered, dropped)
+        assert wait_for(lambda: stored_counts(db).get("spin30", 0) == delivered, 5), (
+            stored_counts(db),
+            delivered,
+        )
+        stored_t = [r[0] for r in query(db, "SELECT t FROM events ORDER BY id")]
+        assert stored_t == sorted(stored_t) and set(stored_t) <= set(range(100, 120))
         dash = relay_standin.WSClient.connect(host.ws_url("ws/spin30"))
         dash.send_text(dumps(request("student_graph")))
         got = recv_responses(dash, 1, 3.0)
-        assert got and sum(e["width"] for e in got[0]["edges"]) == 19
+        assert got and sum(e["width"] for e in got[0]["edges"]) == delivered - 1
     finally:
         rc, _ = serve.terminate()
         host.stop()
