@@ -2,7 +2,7 @@
 serving path's pure-Python formulas (:mod:`practable_analytics.cells`, the product's one implementation)
 against, bit for bit. Test code only: the package computes everything through ``cells``."""
 
-from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -18,16 +18,8 @@ def adjacency(nodes: Sequence[int], n: int) -> np.ndarray:
     return counts.reshape(n, n).astype(np.float64)
 
 
-def task_distance(
-    student: np.ndarray,
-    expert: np.ndarray,
-    *,
-    a: float = 10.0,
-    b: float = 1.0,
-    loop: float = 2.0,
-    upper: float = 2.0,
-    lower: float = -1.0,
-) -> Optional[float]:
+def task_distance(student: np.ndarray, expert: np.ndarray, *, a: float = 10.0, b: float = 1.0,
+                  loop: float = 2.0, upper: float = 2.0, lower: float = -1.0) -> Optional[float]:  # fmt: skip
     """TaskDistance(A, B) of the student graph A = ``student`` from the comparison graph B = ``expert``.
 
     SPEC section 3. None when A has no transitions. Missing cells (A=0, B!=0) cost ``a``, additional
@@ -93,18 +85,14 @@ def enjoyment(feedback_counts: Mapping[str, int]) -> int:
 
 
 def indicators(
-    student: np.ndarray, all_graph: Optional[np.ndarray], feedback_counts: Mapping[str, int]
-) -> Dict[str, Optional[float]]:
-    """The dashboard's indicators: exploration, enjoyment and edges (percent of the -all graph).
-
-    Without an ``-all`` graph, exploration and edges are undefined: None (SPEC section 3, never a
-    made-up 0); exploration is None for a student without transitions and edges is None when the
-    ``-all`` graph is empty.
-    """
-    exploration: Optional[float] = None
-    edges: Optional[float] = None
-    if all_graph is not None:
-        exploration = task_distance(student, all_graph, a=0.0, b=10.0, loop=2.0, upper=2.0, lower=-1.0)
-        denominator = float(all_graph.sum())
-        edges = 100.0 * float(student.sum()) / denominator if denominator else None
-    return {"exploration": exploration, "enjoyment": enjoyment(feedback_counts), "edges": edges}
+    student: np.ndarray, all_graph: Optional[np.ndarray], counts: Mapping[str, int]
+) -> Dict[str, Any]:
+    """SPEC 3's indicators, numpy arrays; undefined ones (no -all graph, an empty one) are None."""
+    if all_graph is None:
+        return {"exploration": None, "enjoyment": enjoyment(counts), "edges": None}
+    whole = float(all_graph.sum())
+    return {
+        "exploration": task_distance(student, all_graph, a=0.0, b=10.0, loop=2.0, upper=2.0, lower=-1.0),
+        "enjoyment": enjoyment(counts),
+        "edges": 100.0 * float(student.sum()) / whole if whole else None,
+    }

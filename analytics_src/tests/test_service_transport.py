@@ -2,12 +2,13 @@
 streams in one `serve` process. Real `serve` subprocesses, real SQLite files, the stand-in on
 127.0.0.1."""
 
+import contextlib
 import socket
 import subprocess
 import threading
 import time
 from pathlib import Path
-from typing import Any, List, Tuple
+from typing import Any, Iterator, List, Tuple
 
 import pytest
 from service_helpers import (
@@ -160,45 +161,49 @@ def _in_order_or_dropped(host: Any, dash: Any, got: List[str], sent: List[str]) 
     assert len(got) >= len(sent) // 2, (got, dropped)
 
 
-def test_loop_paces_an_answer_so_the_relay_delivers_every_message_in_order() -> None:
+@contextlib.contextmanager
+def _pacing(spacing_s: float) -> Iterator[Tuple[Any, Any, "LoopRig"]]:
+    """A relay stand-in, a dashboard client of stream "s" and a connected LoopRig pacing at spacing_s."""
     host = relay_standin.start_host(port=0)
     try:
         dash = relay_standin.WSClient.connect(host.ws_url("ws/s"))
-        with LoopRig(host.ws_url("ws/s"), spacing_s=0.02) as rig:
+        with LoopRig(host.ws_url("ws/s"), spacing_s=spacing_s) as rig:
             assert wait_for(lambda: rig.stats.connected, 5)
-            t0 = time.monotonic()
-            rig.sender.submit([f"a{i}" for i in range(5)], time.time())
-            rig.sender.submit(["b0", "b1"], time.time())
-            sent = ["a0", "a1", "a2", "a3", "a4", "b0", "b1"]
-            got = _texts(dash, 7, 5.0)
-            elapsed = time.monotonic() - t0
-            _in_order_or_dropped(host, dash, got, sent)
-            assert elapsed >= 6 * 0.02 * 0.9  # six gaps of at least the spacing
-            assert wait_for(lambda: rig.stats.answers_sent == 2, 2) and rig.stats.messages_sent == 7
-            assert rig.sender.pending() == 0 and rig.stats.answer_latency_ms()["count"] == 2
-            assert rig.loop.wakeups < 60  # about one wake-up per message, no idle ticking
-        service = [c for k, c in client_stats(host, "s").items() if k != dash.local_name]
-        assert service[0]["received"] == 7  # nothing lost at the relay either
+            yield host, dash, rig
     finally:
         host.stop()
+
+
+def test_loop_paces_an_answer_so_the_relay_delivers_every_message_in_order() -> None:
+    with _pacing(0.02) as (host, dash, rig):
+        t0 = time.monotonic()
+        rig.sender.submit([f"a{i}" for i in range(5)], time.time())
+        rig.sender.submit(["b0", "b1"], time.time())
+        got = _texts(dash, 7, 5.0)
+        elapsed = time.monotonic() - t0
+        _in_order_or_dropped(host, dash, got, ["a0", "a1", "a2", "a3", "a4", "b0", "b1"])
+        assert elapsed >= 6 * 0.02 * 0.9  # six gaps of at least the spacing
+        assert wait_for(lambda: rig.stats.answers_sent == 2, 2) and rig.stats.messages_sent == 7
+        assert rig.sender.pending() == 0 and rig.stats.answer_latency_ms()["count"] == 2
+        assert rig.loop.wakeups < 60  # about one wake-up per message, no idle ticking
+        # the relay received all 7 from the loop: nothing lost on the way in either
+        assert wait_for(lambda: _received_from_loop(host, dash) == 7, 2)
+
+
+def _received_from_loop(host: Any, dash: Any) -> int:
+    return int(sum(c["received"] for k, c in client_stats(host, "s").items() if k != dash.local_name))
 
 
 def test_loop_paces_short_gaps_without_rounding_them_to_whole_milliseconds() -> None:
     # A 2 ms spacing: every wait is shorter than epoll's millisecond steps, so the loop waits with
-    # select() on the epoll descriptor; the relay still delivers each message (none too early).
-    host = relay_standin.start_host(port=0)
-    try:
-        dash = relay_standin.WSClient.connect(host.ws_url("ws/s"))
-        with LoopRig(host.ws_url("ws/s"), spacing_s=0.002) as rig:
-            assert wait_for(lambda: rig.stats.connected, 5)
-            t0 = time.monotonic()
-            rig.sender.submit([f"m{i}" for i in range(10)], time.time())
-            got = _texts(dash, 10, 1.0)
-            _in_order_or_dropped(host, dash, got, [f"m{i}" for i in range(10)])
-            assert time.monotonic() - t0 >= 9 * 0.002 * 0.9  # nine gaps of at least the spacing
-            assert wait_for(lambda: rig.stats.answers_sent == 1, 2)
-    finally:
-        host.stop()
+    # select() on the epoll descriptor; none goes out too early.
+    with _pacing(0.002) as (host, dash, rig):
+        t0 = time.monotonic()
+        rig.sender.submit([f"m{i}" for i in range(10)], time.time())
+        got = _texts(dash, 10, 1.0)
+        _in_order_or_dropped(host, dash, got, [f"m{i}" for i in range(10)])
+        assert time.monotonic() - t0 >= 9 * 0.002 * 0.9  # nine gaps of at least the spacing
+        assert wait_for(lambda: rig.stats.answers_sent == 1, 2)
 
 
 def _pushed(frames: List[bytes], gap_s: float) -> Tuple[LoopRig, List[Any]]:
