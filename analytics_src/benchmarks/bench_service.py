@@ -117,16 +117,9 @@ class Pusher:
         threading.Thread(target=self._run, daemon=True).start()
 
     def _run(self) -> None:
-        conn, _ = self.sock.accept()
-        head = b""
-        while b"\r\n\r\n" not in head:
-            head += conn.recv(4096)
-        lines = head.decode("latin-1").split("\r\n")
-        key = next(ln.split(":", 1)[1].strip() for ln in lines if ln.lower().startswith("sec-websocket-key:"))
-        conn.sendall(
-            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            + f"Sec-WebSocket-Accept: {relay_standin.accept_key(key)}\r\n\r\n".encode()
-        )
+        conn = relay_standin.accept_websocket(self.sock)
+        if conn is None:
+            return
         self.connected.set()
         self.go.wait()
         blob = b"".join(relay_standin.encode_frame(0x1, f, mask=False) for f in self.frames)

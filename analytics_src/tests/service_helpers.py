@@ -1,7 +1,5 @@
 """Helpers for the service tests: the relay stand-in, serve as a subprocess, a frame-pushing server."""
 
-import base64
-import hashlib
 import json
 import os
 import signal
@@ -21,7 +19,6 @@ if str(STANDIN_DIR) not in sys.path:
 
 import relay_standin  # noqa: E402
 
-WS_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11"
 USER = "0417fa50-de61-4a45-b71f-410fc7da9388"
 SPINNER_LOGS = ("voltage", "voltage_ramp", "position", "position_ramp", "speed", "speed_ramp")
 
@@ -213,24 +210,9 @@ class FramePusher:
         self._accept.start()
 
     def _serve(self) -> None:
-        conn, _ = self.sock.accept()
-        head = b""
-        while b"\r\n\r\n" not in head:
-            chunk = conn.recv(4096)
-            if not chunk:
-                return
-            head += chunk
-        key = ""
-        for line in head.decode("latin-1").split("\r\n"):
-            if line.lower().startswith("sec-websocket-key:"):
-                key = line.split(":", 1)[1].strip()
-        accept = base64.b64encode(hashlib.sha1((key + WS_GUID).encode()).digest()).decode()
-        conn.sendall(
-            (
-                "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-                f"Sec-WebSocket-Accept: {accept}\r\n\r\n"
-            ).encode()
-        )
+        conn = relay_standin.accept_websocket(self.sock)
+        if conn is None:
+            return
         reader = threading.Thread(target=self._drain, args=(conn,), daemon=True)
         reader.start()
         self._threads.append(reader)

@@ -58,6 +58,8 @@ __all__ = [
     "Running",
     "RunningRemote",
     "WSClient",
+    "accept_key",
+    "accept_websocket",
     "encode_frame",
     "main",
     "mint_token",
@@ -142,6 +144,31 @@ def encode_frame(opcode: int, payload: bytes, mask: bool, fin: bool = True) -> b
 
 def accept_key(key: str) -> str:
     return base64.b64encode(hashlib.sha1((key + WS_GUID).encode("ascii")).digest()).decode("ascii")
+
+
+def accept_websocket(listener: socket.socket) -> Optional[socket.socket]:
+    """Accepts one client on ``listener`` and completes its websocket handshake without checks: the raw
+    socket for tests and benchmarks that write frames straight to a service (no hub, no lossy
+    hand-off). None when the client closed before its request head was complete."""
+    conn, _ = listener.accept()
+    head = b""
+    while b"\r\n\r\n" not in head:
+        chunk = conn.recv(4096)
+        if not chunk:
+            conn.close()
+            return None
+        head += chunk
+    key = ""
+    for line in head.decode("latin-1").split("\r\n"):
+        if line.lower().startswith("sec-websocket-key:"):
+            key = line.split(":", 1)[1].strip()
+    conn.sendall(
+        (
+            "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            f"Sec-WebSocket-Accept: {accept_key(key)}\r\n\r\n"
+        ).encode("latin-1")
+    )
+    return conn
 
 
 def _address_name(sock: socket.socket, peer: bool) -> str:
