@@ -37,7 +37,7 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Dict, List, Optional, Tuple
 
 import psutil
 
@@ -49,6 +49,10 @@ from bench_service import StandinProcess, env, serve_cmd, status_of, stop  # noq
 from service_helpers import SPINNER_LOGS, all_feedback, analytics, dumps, query, relay_standin  # noqa: E402
 
 ORIGINAL = {"cpu_us": 180.6, "p95_ms": 38.4, "p95_4_ms": 82.0, "rss_mib": 120.6}
+TARGET = {"cpu_us": 15.0, "p95_ms": 5.5, "p95_4_ms": 7.0, "rss_mib": 30.0}
+# What issue 9 recorded for the main of its time (its own rig and machine): a same-run baseline of
+# that revision turns each target into a ratio this rig can check (target / recorded figure).
+ISSUE_BASELINE = {"rev": "245e2b9", "cpu_us": 31.4, "p95_ms": 9.76, "p95_4_ms": 15.8, "rss_mib": 39.2}
 ALL_FEEDBACK = ["student_graph", "comparison_graph", "task_identification", "indicators", "centroids"]
 STREAMS = 4
 PUSH_GAP_S = 0.0005
@@ -107,12 +111,12 @@ def connected(status: Path) -> bool:
 
 
 class Rig:
-    def __init__(self, tmp: Path, standin: StandinProcess, run: int) -> None:
+    def __init__(self, tmp: Path, standin: StandinProcess, run: str, src: Optional[str] = None) -> None:
         self.names = [f"h{run}s{i}" for i in range(STREAMS)]
         self.db = tmp / f"hosts{run}.db"
         self.status = [tmp / f"hosts{run}-{i}.json" for i in range(STREAMS)]
         self.procs = [
-            subprocess.Popen(serve_cmd(self.db, [standin.url(n)], st, "--status-interval", "1"), env=env())
+            subprocess.Popen(serve_cmd(self.db, [standin.url(n)], st, status_interval=1.0), env=env(src))
             for n, st in zip(self.names, self.status)
         ]
         deadline = time.monotonic() + 60
@@ -227,54 +231,93 @@ class Rig:
             stop(p)
 
 
+def extract(rev: str, into: Path) -> str:
+    """The package source of git revision ``rev`` of this repository, unpacked under ``into``."""
+    repo = HERE.parent.parent
+    archive = subprocess.run(
+        ["git", "-C", str(repo), "archive", rev, "analytics_src/src"], check=True, capture_output=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(into)], input=archive, check=True)
+    return str(into / "analytics_src" / "src")
+
+
+def one_run(
+    tmp: Path, standin: StandinProcess, label: str, args: argparse.Namespace, src: Optional[str]
+) -> Dict[str, float]:
+    """One rig of fresh serve processes (``src``: another tree's package) through the three phases."""
+    rig = Rig(tmp, standin, label, src)
+    try:
+        time.sleep(0.5)
+        ing = rig.ingest(args.messages, args.gap_ms / 1000.0)
+        lone = rig.round_trips(args.trials, together=False)
+        together = rig.round_trips(args.trials, together=True)
+        rss = rig.rss_mib()
+    finally:
+        rig.close()
+    firsts = rig.firsts
+    out = {"cpu_us": ing["cpu_us"], "p95_ms": pct(lone, 0.95), "p95_4_ms": pct(together, 0.95),
+           "rss_mib": rss, "first_p50_ms": pct(firsts, 0.5), "first_p95_ms": pct(firsts, 0.95)}  # fmt: skip
+    print(f"{label}: stored {ing['stored']}/{ing['sent']} in {ing['seconds']:.2f} s, {out['cpu_us']:.1f} us "
+          f"CPU/message; all_feedback p95 {out['p95_ms']:.2f} ms ({len(lone)} complete), 4 at once p95 "
+          f"{out['p95_4_ms']:.2f} ms ({len(together)} complete); RSS {rss:.1f} MiB/process; first of five "
+          f"p50 {out['first_p50_ms']:.2f} ms; load {os.getloadavg()[0]:.2f}", flush=True)  # fmt: skip
+    return out
+
+
+LABELS = {
+    "cpu_us": ("ingest CPU per message (all threads, 4 processes)", "us"),
+    "p95_ms": ("all_feedback p95, 10 fresh messages before", "ms"),
+    "p95_4_ms": ("all_feedback p95, 4 streams asking at once", "ms"),
+    "rss_mib": ("RSS per serve process", "MiB"),
+    "first_p50_ms": ("first of the five answers, p50", "ms"),
+}
+
+
 def main(argv: Optional[List[str]] = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--messages", type=int, default=1000, help="messages per stream in the ingest")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--gap-ms", type=float, default=PUSH_GAP_S * 1000, help="push gap per stream, ms")
+    parser.add_argument(
+        "--baseline", metavar="REV",
+        help=f"also run this git revision's serve, alternately with this tree's, in the same run (e.g. "
+             f"{ISSUE_BASELINE['rev']}, the main that issue 9 measured)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     print(f"load average before: {os.getloadavg()}")
-    results: Dict[str, List[float]] = {k: [] for k in ORIGINAL}
-    firsts: List[float] = []
+    trees: List[Tuple[str, Optional[str]]] = [("now", None)]
+    results: Dict[str, Dict[str, List[float]]] = {}
     with tempfile.TemporaryDirectory() as tmpdir:
         tmp = Path(tmpdir)
+        if args.baseline:
+            trees.insert(0, (args.baseline, extract(args.baseline, tmp)))
         standin = StandinProcess()
         try:
             for run in range(args.runs):
-                rig = Rig(tmp, standin, run)
-                try:
-                    time.sleep(0.5)
-                    ing = rig.ingest(args.messages, args.gap_ms / 1000.0)
-                    lone = rig.round_trips(args.trials, together=False)
-                    together = rig.round_trips(args.trials, together=True)
-                    rss = rig.rss_mib()
-                    firsts.extend(rig.firsts)
-                finally:
-                    rig.close()
-                results["cpu_us"].append(ing["cpu_us"])
-                results["p95_ms"].append(pct(lone, 0.95))
-                results["p95_4_ms"].append(pct(together, 0.95))
-                results["rss_mib"].append(rss)
-                print(f"run {run + 1}: stored {ing['stored']}/{ing['sent']} in {ing['seconds']:.2f} s, "
-                      f"{ing['cpu_us']:.1f} us CPU/message; all_feedback p95 {pct(lone, 0.95):.2f} ms "
-                      f"({len(lone)} complete), 4 at once p95 {pct(together, 0.95):.2f} ms "
-                      f"({len(together)} complete); RSS {rss:.1f} MiB/process")  # fmt: skip
+                for k, (name, src) in enumerate(trees):
+                    got = one_run(tmp, standin, f"r{run}t{k}", args, src)
+                    for key, value in got.items():
+                        results.setdefault(name, {}).setdefault(key, []).append(value)
         finally:
             standin.stop()
-    labels = {
-        "cpu_us": ("ingest CPU per message (all threads, 4 processes)", "us"),
-        "p95_ms": ("all_feedback p95, 10 fresh messages before", "ms"),
-        "p95_4_ms": ("all_feedback p95, 4 streams asking at once", "ms"),
-        "rss_mib": ("RSS per serve process", "MiB"),
-    }
+    med = {name: {key: statistics.median(v) for key, v in r.items()} for name, r in results.items()}
+    now = med["now"]
     print(f"median of {args.runs} runs:")
-    for key, (label, unit) in labels.items():
-        value = statistics.median(results[key])
-        print(f"  {label:52s} {value:8.2f} {unit:4s} original {ORIGINAL[key]:7.1f} {unit:4s} "
-              f"ratio x{ORIGINAL[key] / value:.2f}")  # fmt: skip
-    print(f"  first of the five answers after the request: p50 {pct(firsts, 0.5):.2f} ms, p95 "
-          f"{pct(firsts, 0.95):.2f} ms (the other four follow 1 ms apart: the pacing)")  # fmt: skip
+    for key, (label, unit) in LABELS.items():
+        line = f"  {label:52s} {now[key]:8.2f} {unit:4s}"
+        if key in ORIGINAL:
+            line += f" original {ORIGINAL[key]:7.1f} {unit:4s} ratio x{ORIGINAL[key] / now[key]:.2f}"
+        print(line)
+    if args.baseline:
+        base = med[args.baseline]
+        print(f"against {args.baseline}, measured alternately in this run (now / baseline; issue 9's target"
+              f" as the same ratio to the figure it recorded for {ISSUE_BASELINE['rev']}):")  # fmt: skip
+        for key, (label, unit) in LABELS.items():
+            line = f"  {label:52s} {base[key]:8.2f} -> {now[key]:8.2f} {unit:4s} x{now[key] / base[key]:.2f}"
+            if key in TARGET and args.baseline.startswith(ISSUE_BASELINE["rev"]):
+                line += f"  target x{TARGET[key] / ISSUE_BASELINE[key]:.2f}"
+            print(line)
     print(f"load average after: {os.getloadavg()}")
     return 0
 

@@ -173,7 +173,7 @@ def main(argv: Optional[List[str]] = None) -> int:
         tmp = Path(tmpdir)
         standin = StandinProcess()
         db, status = tmp / "scale.db", tmp / "scale.json"
-        cmd = serve_cmd(db, [], status, "--status-interval", "1")
+        cmd = serve_cmd(db, [], status, status_interval=1.0)
         e = env()
         e["PRACTABLE_ANALYTICS_STREAMS"] = " ".join(standin.url(n) for n in names)
         t0 = time.monotonic()

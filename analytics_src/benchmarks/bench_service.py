@@ -60,7 +60,9 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def serve_cmd(db: Path, urls: Sequence[str], status: Path, *extra: str) -> List[str]:
+def serve_cmd(
+    db: Path, urls: Sequence[str], status: Path, *extra: str, status_interval: float = 0.05
+) -> List[str]:
     cmd = [
         sys.executable,
         "-m",
@@ -73,15 +75,17 @@ def serve_cmd(db: Path, urls: Sequence[str], status: Path, *extra: str) -> List[
     ]
     for url in urls:
         cmd += ["--stream", url]
-    return [*cmd, "--status-file", str(status), "--status-interval", "0.05", *extra]
+    return [*cmd, "--status-file", str(status), "--status-interval", str(status_interval), *extra]
 
 
-def env() -> Dict[str, str]:
-    """The environment for serve; BENCH_SERVE_SRC=DIR runs another checkout's package (a baseline)."""
+def env(src: Optional[str] = None) -> Dict[str, str]:
+    """The environment for serve; ``src`` (default: BENCH_SERVE_SRC=DIR) runs another checkout's
+    package, a baseline."""
     e = dict(os.environ)
     e.pop("PYTHONPATH", None)
-    if e.get("BENCH_SERVE_SRC"):
-        e["PYTHONPATH"] = e["BENCH_SERVE_SRC"]
+    src = src or e.get("BENCH_SERVE_SRC")
+    if src:
+        e["PYTHONPATH"] = src
     return e
 
 

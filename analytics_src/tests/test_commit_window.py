@@ -103,3 +103,23 @@ def test_inbox_min_items_wakes_on_a_request_frame_and_at_the_timeout() -> None:
     start = time.monotonic()
     got = inbox.get_batch(100, 2.0, min_items=10)
     assert len(got) == 10 and time.monotonic() - start < 1.0  # enough items woke it
+
+
+def test_the_loops_request_hint_wakes_the_window_or_spares_the_scan() -> None:
+    """The event loop tells the inbox whether a round's frames may hold a request (it already looked
+    for its read hold): True wakes a worker waiting in its window at once; False is trusted."""
+    inbox = Inbox(1)
+    timer = threading.Timer(
+        0.01, lambda: inbox.put_nowait_many([item(analytics(1, "voltage"))], maybe_request=True)
+    )
+    timer.start()
+    start = time.monotonic()
+    got = inbox.get_batch(100, 2.0, min_items=10)
+    assert len(got) == 1 and time.monotonic() - start < 1.0  # the hint woke it
+    timer = threading.Timer(
+        0.01, lambda: inbox.put_nowait_many([item(request("indicators"))], maybe_request=False)
+    )
+    timer.start()
+    start = time.monotonic()
+    got = inbox.get_batch(100, 0.2, min_items=10)
+    assert len(got) == 1 and time.monotonic() - start >= 0.19  # not looked at again: the timeout

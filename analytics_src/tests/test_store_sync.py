@@ -81,3 +81,34 @@ def test_a_failed_fsync_after_commit_is_logged_and_never_stores_twice(
     assert len(errors) == 1 and "fsync of the WAL" in errors[0].getMessage()  # once per episode
     assert any("works again" in r.getMessage() for r in caplog.records if r.levelno == logging.WARNING)
     store.close()
+
+
+def test_a_deferred_write_leaves_its_fsync_to_sync_pending(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    db = tmp_path / "a.db"
+    store = Store(db, sync_after_commit=True)
+    seen: List[str] = []
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        seen.append(os.readlink(f"/proc/self/fd/{fd}"))
+        real_fsync(fd)
+
+    monkeypatch.setattr(store_module.os, "fsync", fsync)
+    monkeypatch.setattr(store_module.os, "fdatasync", fsync, raising=False)
+    with store.sync_deferred():
+        store.add_events(batch(0, 3))
+        store.add_events(batch(3, 2))
+    assert seen == []  # committed (readable) but not yet synced
+    assert store.count_events() == 5
+    store.sync_pending()
+    assert seen == [str(db) + "-wal"]  # one fsync covers both commits
+    store.sync_pending()
+    assert len(seen) == 1  # nothing pending: nothing done
+    store.add_events(batch(5, 1))  # outside: synced by the write itself again
+    assert len(seen) == 2
+    with store.sync_deferred():
+        store.add_events(batch(6, 1))
+    store.close()  # a pending fsync is not forgotten at close
+    assert len(seen) == 3

@@ -241,6 +241,9 @@ class Store:
         self.readonly = readonly
         self._sync_after = sync_after_commit and not readonly
         self._sync_failed = False
+        self._defer_sync = False  # inside sync_deferred(): COMMIT returns without the WAL's fsync
+        self._unsynced = False  # a deferred write's fsync has not run yet (sync_pending)
+        self._wal_fd: Optional[int] = None  # the WAL, open for its fsync (sync_after_commit)
         if self._sync_after:
             synchronous = "NORMAL"
         self._busy_ms = int(busy_timeout_s * 1000)
@@ -334,6 +337,29 @@ class Store:
                 raise StoreError(f"{self.path}: {what} failed and was rolled back: {_reason(exc)}") from exc
             raise
         if self._sync_after:
+            if self._defer_sync:
+                self._unsynced = True
+            else:
+                self._sync_wal()
+
+    @contextmanager
+    def sync_deferred(self) -> Iterator[None]:
+        """With ``sync_after_commit``, the writes inside return right after their COMMIT and leave
+        the WAL's fsync to :meth:`sync_pending`, which the caller must run before it counts or
+        answers anything they wrote (the service's worker computes its answers meanwhile). Without
+        ``sync_after_commit`` (SQLite syncs inside COMMIT) nothing changes."""
+        self._defer_sync = True
+        try:
+            yield
+        finally:
+            self._defer_sync = False
+
+    def sync_pending(self) -> None:
+        """The fsync the writes inside :meth:`sync_deferred` left out (nothing when none is pending).
+        It touches no connection: another thread may run it while this Store's thread reads, as long
+        as that thread writes nothing until it has returned."""
+        if self._unsynced:
+            self._unsynced = False
             self._sync_wal()
 
     def _sync_wal(self) -> None:
@@ -342,12 +368,13 @@ class Store:
         is logged (ERROR once, until a sync works again) and the write counts as done."""
         sync = getattr(os, "fdatasync", None) or os.fsync  # what SQLite's FULL uses where it exists
         try:
-            fd = os.open(f"{self.path}-wal", os.O_RDONLY)
-            try:
-                sync(fd)
-            finally:
-                os.close(fd)
+            # Opened once: while this connection is open SQLite never deletes the WAL (only the last
+            # connection to close does), so the descriptor stays the file's. Reopened after a failure.
+            if self._wal_fd is None:
+                self._wal_fd = os.open(f"{self.path}-wal", os.O_RDONLY)
+            sync(self._wal_fd)
         except OSError as exc:
+            self._close_wal_fd()
             if not self._sync_failed:
                 self._sync_failed = True
                 LOG.error("%s: fsync of the WAL after a commit failed: %s", self.path, _reason(exc))
@@ -355,6 +382,14 @@ class Store:
         if self._sync_failed:
             self._sync_failed = False
             LOG.warning("%s: fsync of the WAL works again", self.path)
+
+    def _close_wal_fd(self) -> None:
+        fd, self._wal_fd = self._wal_fd, None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
 
     def _begin_immediate(self, conn: sqlite3.Connection) -> None:
         """BEGIN IMMEDIATE, waiting for another process's write lock in short steps of our own.
@@ -420,7 +455,9 @@ class Store:
                 LOG.info("%s: schema migrated to version %d", self.path, number + 1)
 
     def close(self) -> None:
-        """Close the connection (the Store is unusable afterwards)."""
+        """Close the connection (the Store is unusable afterwards); a deferred fsync runs first."""
+        self.sync_pending()
+        self._close_wal_fd()
         self._conn.close()
 
     def __enter__(self) -> "Store":

@@ -153,9 +153,10 @@ class Inbox:
         """Append one item, waiting while there is no room. False if stopped/closed while waiting."""
         return self.put_many([item], stop) == 1
 
-    def put_nowait_many(self, items: Sequence[Item]) -> None:
+    def put_nowait_many(self, items: Sequence[Item], maybe_request: Optional[bool] = None) -> None:
         """Append items in order without ever waiting (the caller asked ``room`` before reading; one
-        read's worth may go past the bound)."""
+        read's worth may go past the bound). ``maybe_request``: whether any item's bytes contain
+        ``request`` (the event loop already looked, for its read hold); None: the inbox looks."""
         if not items:
             return
         with self._lock:
@@ -165,7 +166,11 @@ class Inbox:
                 self._append_run(items)
             else:
                 for item in items:
-                    self._append(item)
+                    self._append(item, scan=False)
+            if self._wake_at > 1 and not self._urgent:
+                if maybe_request is None:
+                    maybe_request = any(REQUEST_MARK in item[2] for item in items)
+                self._urgent = maybe_request
             self._after_put()
 
     def _append_run(self, items: Sequence[Item]) -> None:
@@ -178,11 +183,6 @@ class Inbox:
         for item in items:
             size += len(item[2])
         self._bytes += size
-        if self._wake_at > 1 and not self._urgent:
-            for item in items:
-                if REQUEST_MARK in item[2]:
-                    self._urgent = True
-                    break
         pending = len(queue)
         self.pending[stream] = pending
         self.stream_high_water[stream] = max(self.stream_high_water[stream], pending)
@@ -206,14 +206,14 @@ class Inbox:
                 self._after_put()
         return done
 
-    def _append(self, item: Item) -> None:
-        # Called with the lock held.
+    def _append(self, item: Item, scan: bool = True) -> None:
+        # Called with the lock held; scan: look for a request in it (put_nowait_many looks itself).
         stream = item[0]
         queue = self._queues[stream]
         queue.append(item)
         self._count += 1
         self._bytes += len(item[2])
-        if self._wake_at > 1 and not self._urgent and REQUEST_MARK in item[2]:
+        if scan and self._wake_at > 1 and not self._urgent and REQUEST_MARK in item[2]:
             self._urgent = True
         pending = len(queue)
         self.pending[stream] = pending

@@ -48,6 +48,7 @@ from practable_analytics.service.frames import (
 from practable_analytics.service.inbox import REQUEST_MARK, Inbox, Item
 from practable_analytics.service.sender import Sender
 from practable_analytics.service.stats import StreamStats
+from practable_analytics.service.threads import name_os_thread
 
 try:
     import ssl
@@ -229,6 +230,7 @@ class Loop(threading.Thread):
         self._gap = 1.0  # moving average of the time between data frames, s
         self._asked = -ASKED_QUIET_S  # monotonic time a frame that may be a request was last read
         self._last_data = 0.0  # monotonic time of the last round that read data frames
+        self._round_asked = False  # a frame read this round may be a request (told to the inbox)
         sel_fd = self._sel.fileno() if hasattr(self._sel, "fileno") else -1
         self._sel_fd = sel_fd if 0 <= sel_fd < FD_SETSIZE else -1
         wake_fd = self._wake_r.fileno()
@@ -272,6 +274,8 @@ class Loop(threading.Thread):
     def _connect_worker(self) -> None:
         import websocket  # noqa: PLC0415 (only serve needs it: keeps other commands light)
 
+        name_os_thread(f"serve-{threading.current_thread().name}")
+
         while True:
             job = self._connects.get()
             if job is None:
@@ -292,6 +296,7 @@ class Loop(threading.Thread):
 
     # -- loop thread --------------------------------------------------------------------------------
     def run(self) -> None:
+        name_os_thread("serve-loop")
         try:
             for stream in self.streams:
                 self._connect(stream)
@@ -327,6 +332,7 @@ class Loop(threading.Thread):
             events = select(timeout)
             self.wakeups += 1
             items: List[Item] = []
+            self._round_asked = False
             if self._reread:
                 again, self._reread = self._reread, []
                 for stream in again:
@@ -342,7 +348,7 @@ class Loop(threading.Thread):
                 if mask & selectors.EVENT_READ and stream.state == OPEN and self._reading:
                     self._read(stream, items)
             if items:
-                put_many(items)
+                put_many(items, self._round_asked)
                 self._density(len(items))
             while self._results:
                 self._handshake_done(*self._results.popleft())
@@ -614,6 +620,7 @@ class Loop(threading.Thread):
             stats.last_event = now
             if asked:
                 self._asked = time.monotonic()
+                self._round_asked = True
         if closing is not None and stream.state == OPEN:
             self._write(stream, client_frame(OP_CLOSE, closing))
             self._drop(stream, "closed by the relay")

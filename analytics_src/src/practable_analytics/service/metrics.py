@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
 
 from practable_analytics.service.files import replace_file
+from practable_analytics.service.threads import name_os_thread
 
 LOG = logging.getLogger(__name__)
 
@@ -219,9 +220,13 @@ class MetricsServer:
             address_family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
 
         self._httpd = make_server(self.host, self.requested_port, routed, Server, handler_class=Quiet)
-        self._thread = threading.Thread(
-            target=self._httpd.serve_forever, kwargs={"poll_interval": 0.2}, name="metrics", daemon=True
-        )
+        httpd = self._httpd
+
+        def serve() -> None:
+            name_os_thread("serve-metrics")
+            httpd.serve_forever(poll_interval=0.2)
+
+        self._thread = threading.Thread(target=serve, name="metrics", daemon=True)
         self._thread.start()
 
     def stop(self) -> None:

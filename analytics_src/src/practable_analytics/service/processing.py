@@ -9,6 +9,7 @@ from practable_analytics.handler import Handler
 from practable_analytics.messages import Parsed, error_object, invalid_frame
 from practable_analytics.responses import encode
 from practable_analytics.service.stats import EventCounts
+from practable_analytics.service.syncer import Syncer
 from practable_analytics.service.worker import Processor, StoreUnavailableError
 from practable_analytics.store import Store, StoreError
 
@@ -22,12 +23,16 @@ BUSY_TIMEOUT_S = 5.0
 
 
 class HandlerProcessor(Processor):
-    """Store + Handler owned by the worker thread (SQLite connections stay on their thread)."""
+    """Store + Handler owned by the worker thread (SQLite connections stay on their thread); the
+    fsync of a commit that requests wait on runs on a Syncer thread while the answers are computed."""
 
     def __init__(self, db: Path, registry: Registry, counts: Optional[EventCounts] = None) -> None:
         self._store = Store(db, busy_timeout_s=BUSY_TIMEOUT_S, sync_after_commit=True)
         self._handler = Handler(self._store, registry)
         self._counts = counts  # committed events per stream and type (status file and metrics)
+        self._syncer = Syncer()
+        self._unsynced: Sequence[Event] = ()  # committed by commit_for_answers, counted after the sync
+        self._syncing = False
 
     def parse(self, stream: str, texts: Sequence[str]) -> List[Parsed]:
         return self._handler.parse_texts(texts, stream=stream)
@@ -36,12 +41,34 @@ class HandlerProcessor(Processor):
         return invalid_frame(data, stream, binary=binary)
 
     def commit(self, events: Sequence[Event], received: Sequence[float]) -> None:
+        self._write(events, received)
+        if self._counts is not None:
+            self._counts.committed(events)
+
+    def commit_for_answers(self, events: Sequence[Event], received: Sequence[float]) -> None:
+        with self._store.sync_deferred():
+            self._write(events, received)
+        self._unsynced = events
+
+    def start_sync(self) -> None:
+        self._syncer.start(self._store.sync_pending)
+        self._syncing = True
+
+    def finish_sync(self) -> None:
+        if self._syncing:
+            self._syncing = False
+            self._syncer.wait()
+        else:  # never started (nothing to overlap with): sync here
+            self._store.sync_pending()
+        events, self._unsynced = self._unsynced, ()
+        if self._counts is not None and events:
+            self._counts.committed(events)
+
+    def _write(self, events: Sequence[Event], received: Sequence[float]) -> None:
         try:
             self._handler.store_events(events, received)
         except StoreError as exc:
             raise StoreUnavailableError(str(exc)) from exc
-        if self._counts is not None:
-            self._counts.committed(events)
 
     def reply(self, parsed: Parsed) -> List[dict]:
         try:
@@ -56,4 +83,5 @@ class HandlerProcessor(Processor):
         return encode(response)
 
     def close(self) -> None:
+        self._syncer.close()
         self._store.close()

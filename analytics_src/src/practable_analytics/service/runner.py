@@ -27,6 +27,7 @@ from practable_analytics.service.metrics import Exporter
 from practable_analytics.service.sender import Sender
 from practable_analytics.service.stats import EventCounts, StreamStats, WorkerStats
 from practable_analytics.service.status import build, write_atomic
+from practable_analytics.service.threads import tighten_timer_slack
 from practable_analytics.service.worker import Processor, Worker
 
 LOG = logging.getLogger(__name__)
@@ -160,6 +161,7 @@ class Service:
         # A busy worker holds the GIL for up to the switch interval (Python's default: 5 ms) while a
         # sender waits to send the next paced message: a 1 ms slice keeps pacing near its 1 ms.
         sys.setswitchinterval(SWITCH_INTERVAL_S)
+        tighten_timer_slack()  # before any thread starts: they inherit it (exact paced waits)
         try:
             self.metrics.start()
         except OSError as exc:

@@ -40,6 +40,7 @@ from practable_analytics.service.frames import OP_TEXT
 from practable_analytics.service.inbox import Inbox, Item
 from practable_analytics.service.sender import Sender
 from practable_analytics.service.stats import StreamStats, TokenBucket, WorkerStats
+from practable_analytics.service.threads import name_os_thread
 
 if TYPE_CHECKING:  # the engine's types; the worker only passes them between the Processor's steps
     from practable_analytics.events import Event
@@ -83,6 +84,18 @@ class Processor:
         """Store events in one all-or-nothing transaction; StoreUnavailableError when it failed."""
         raise NotImplementedError
 
+    def commit_for_answers(self, events: Sequence["Event"], received: Sequence[float]) -> None:
+        """``commit`` for a batch whose requests are answered next: it may return before the commit
+        is on disk, leaving that to ``start_sync``/``finish_sync``, which the worker calls around
+        computing the answers (this default commits synced, as ``commit``)."""
+        self.commit(events, received)
+
+    def start_sync(self) -> None:
+        """Start what ``commit_for_answers`` left to do to make its commit durable (in the background)."""
+
+    def finish_sync(self) -> None:
+        """Wait until that is done; only then are the commit's events counted and its answers sent."""
+
     def reply(self, parsed: "Parsed") -> List[dict]:
         """Answers to one parsed message from the committed store; StoreUnavailableError if unreadable."""
         raise NotImplementedError
@@ -100,6 +113,8 @@ class Processor:
 # A message waiting for the commit of its batch before it is answered:
 # (stream index, receive time, parsed message, merge key or None)
 Waiting = Tuple[int, float, "Parsed", Optional[Tuple[Any, ...]]]
+# An answer ready to go: (stream index, its encoded messages, the request's receive time)
+Ready = Tuple[int, List[str], float]
 
 
 class Worker(threading.Thread):
@@ -153,6 +168,7 @@ class Worker(threading.Thread):
 
     # -- thread body -----------------------------------------------------------------------------
     def run(self) -> None:
+        name_os_thread("serve-worker")
         try:
             processor = self.make_processor()
         except Exception as exc:  # noqa: BLE001 (reported to the runner, which exits non-zero)
@@ -363,19 +379,37 @@ class Worker(threading.Thread):
 
     # -- commit and answer -----------------------------------------------------------------------
     def _commit_backlog(self, processor: Processor, waiting: List[Waiting]) -> None:
-        """Commit everything held (in chunks), then answer ``waiting``; on failure keep it all."""
+        """Commit everything held (in chunks), then answer ``waiting``; on failure keep it all.
+
+        When requests wait on the last chunk, its fsync runs on the processor's sync thread while
+        their answers are computed here (``commit_for_answers``): the answers still go out, and the
+        chunk is still counted, only once the fsync has returned."""
         while self._events:
             n = min(COMMIT_CHUNK, len(self._events))
+            overlap = bool(waiting) and n == len(self._events)
             try:
-                processor.commit(self._events[:n], self._times[:n])
+                if overlap:
+                    processor.commit_for_answers(self._events[:n], self._times[:n])
+                else:
+                    processor.commit(self._events[:n], self._times[:n])
             except StoreUnavailableError as exc:
                 self._commit_failed(exc, n)
                 self._answer_unavailable(processor, waiting)
                 self._publish_held()
                 return
+            if overlap:
+                processor.start_sync()
+                try:
+                    ready = self._prepare(processor, waiting)
+                finally:
+                    processor.finish_sync()
+                self._committed(n)
+                self._publish_held()
+                self._submit(ready)
+                return
             self._committed(n)
         self._publish_held()
-        self._answer(processor, waiting)
+        self._submit(self._prepare(processor, waiting))
 
     def _committed(self, n: int) -> None:
         now = time.time()
@@ -421,7 +455,8 @@ class Worker(threading.Thread):
         self.stats.held = len(self._events)
         self.inbox.set_held(len(self._events), sum(self._bytes))
 
-    def _answer(self, processor: Processor, waiting: List[Waiting]) -> None:
+    def _prepare(self, processor: Processor, waiting: List[Waiting]) -> List[Ready]:
+        """The encoded answers to ``waiting``, read from the committed store (nothing sent yet)."""
         # Streams with fewer requests in this batch first (each stream keeps its order): a stream
         # flooding the service with requests does not hold up another stream's answers.
         per_stream: Dict[int, int] = {}
@@ -431,6 +466,7 @@ class Worker(threading.Thread):
             waiting = sorted(waiting, key=lambda w: per_stream[w[0]])
         done: Dict[Tuple[Any, ...], int] = {}
         failed = False
+        ready: List[Ready] = []
         for stream, received, parsed, key in waiting:
             stats = self.stream_stats[stream]
             if key is not None and key in done:
@@ -450,7 +486,14 @@ class Worker(threading.Thread):
                     responses = [self._unavailable(processor, parsed)]
             if key is not None:
                 done[key] = 1
-            self._send(processor, stream, responses, received)
+            if responses:
+                ready.append((stream, self._encode(processor, stream, responses), received))
+        return ready
+
+    def _submit(self, ready: List[Ready]) -> None:
+        for stream, encoded, received in ready:
+            self.stream_stats[stream].requests += 1
+            self.senders[stream].submit(encoded, received)
 
     def _answer_unavailable(self, processor: Processor, waiting: List[Waiting]) -> None:
         for stream, received, parsed, _key in waiting:
@@ -469,15 +512,15 @@ class Worker(threading.Thread):
         return processor.error_object(request.user, request.content, STORE_UNAVAILABLE)
 
     def _send(self, processor: Processor, stream: int, responses: List[dict], received: float) -> None:
-        if not responses:
-            return
-        stats = self.stream_stats[stream]
-        stats.requests += 1
+        if responses:
+            self._submit([(stream, self._encode(processor, stream, responses), received)])
+
+    def _encode(self, processor: Processor, stream: int, responses: List[dict]) -> List[str]:
         encoded: List[str] = []
         for response in responses:
             try:
                 encoded.append(processor.encode(response))
             except (TypeError, ValueError) as exc:
-                stats.error("encode_failed")
+                self.stream_stats[stream].error("encode_failed")
                 LOG.error("stream %s: an answer could not be encoded: %s", self.names[stream], exc)
-        self.senders[stream].submit(encoded, received)
+        return encoded
