@@ -13,18 +13,10 @@ import sys
 from pathlib import Path
 from typing import List, Optional
 
+from practable_analytics.web.headless import chromium_flags
+
 LISTEN = "127.0.0.1:8090"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--hide-scrollbars",
-    "--window-size=1400,900",
-]
+FLAGS = chromium_flags("--hide-scrollbars", "--window-size=1400,900")
 
 
 def in_container_net(pid: str, argv: List[str]) -> subprocess.CompletedProcess:

@@ -14,17 +14,10 @@ from web_helpers import WebServer, handler_answer, recorded_lines, replay_into, 
 from practable_analytics.experiments import Registry
 from practable_analytics.handler import Handler
 from practable_analytics.store import Store
+from practable_analytics.web.headless import chromium_flags
 
 CHROMIUM = os.environ.get("PRACTABLE_CHROMIUM") or shutil.which("chromium") or ""
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
+FLAGS = chromium_flags()
 
 try:
     from playwright.sync_api import sync_playwright
