@@ -1,6 +1,6 @@
 """Host benchmark: issue 9's table configuration, one `serve` process per stream on a shared database.
 
-Run from analytics_src: ``python benchmarks/bench_hosts.py [--messages 1000] [--runs 3]``.
+Run from analytics_src: ``python benchmarks/bench_hosts.py [--messages 1000] [--runs 3] [--baseline REV]``.
 
 Four `serve` processes, one stream each, all writing one SQLite file; the relay host stand-in as its
 own process; two students per stream (each its own websocket client, as a lab UI is).
@@ -23,7 +23,11 @@ own process; two students per stream (each its own websocket client, as a lab UI
 
 Median of ``--runs`` runs (fresh processes and database each), each with its ratio against the
 original design's figures measured in the same configuration: 180.6 us per message, 38.4 ms, 82 ms,
-120.6 MiB. Never asserts anything; numbers depend on the machine and its load (printed).
+120.6 MiB. ``--baseline REV`` also runs git revision REV's package (``git archive`` of this
+repository), one of its runs before each of this tree's, so both see the same machine; each figure is
+then printed with its ratio now / REV, and for REV = 245e2b9 (the main issue 9 measured in its own rig)
+with the target as the same ratio to the figure the issue recorded for it. Never asserts anything;
+numbers depend on the machine and its load (printed).
 """
 
 import argparse
@@ -55,6 +59,7 @@ TARGET = {"cpu_us": 15.0, "p95_ms": 5.5, "p95_4_ms": 7.0, "rss_mib": 30.0}
 ISSUE_BASELINE = {"rev": "245e2b9", "cpu_us": 31.4, "p95_ms": 9.76, "p95_4_ms": 15.8, "rss_mib": 39.2}
 ALL_FEEDBACK = ["student_graph", "comparison_graph", "task_identification", "indicators", "centroids"]
 STREAMS = 4
+FLOOR = "floor"  # the tree name of the rig without serve (--floor)
 PUSH_GAP_S = 0.0005
 
 
@@ -115,8 +120,14 @@ class Rig:
         self.names = [f"h{run}s{i}" for i in range(STREAMS)]
         self.db = tmp / f"hosts{run}.db"
         self.status = [tmp / f"hosts{run}-{i}.json" for i in range(STREAMS)]
+
+        def cmd(name: str, status: Path) -> List[str]:
+            if src == FLOOR:  # the rig without serve: a paced echo per stream (paced_echo.py)
+                return [sys.executable, str(HERE / "paced_echo.py"), standin.url(name), str(status)]
+            return serve_cmd(self.db, [standin.url(name)], status, status_interval=1.0)
+
         self.procs = [
-            subprocess.Popen(serve_cmd(self.db, [standin.url(n)], st, status_interval=1.0), env=env(src))
+            subprocess.Popen(cmd(n, st), env=env(None if src == FLOOR else src))
             for n, st in zip(self.names, self.status)
         ]
         deadline = time.monotonic() + 60
@@ -246,12 +257,16 @@ def one_run(
 ) -> Dict[str, float]:
     """One rig of fresh serve processes (``src``: another tree's package) through the three phases."""
     rig = Rig(tmp, standin, label, src)
+    nan = float("nan")
     try:
         time.sleep(0.5)
-        ing = rig.ingest(args.messages, args.gap_ms / 1000.0)
+        if src == FLOOR:  # nothing is stored: only the round trips mean something
+            ing = {"cpu_us": nan, "stored": 0, "sent": 0, "seconds": 0.0}
+        else:
+            ing = rig.ingest(args.messages, args.gap_ms / 1000.0)
         lone = rig.round_trips(args.trials, together=False)
         together = rig.round_trips(args.trials, together=True)
-        rss = rig.rss_mib()
+        rss = nan if src == FLOOR else rig.rss_mib()
     finally:
         rig.close()
     firsts = rig.firsts
@@ -280,6 +295,10 @@ def main(argv: Optional[List[str]] = None) -> int:
     parser.add_argument("--trials", type=int, default=20)
     parser.add_argument("--gap-ms", type=float, default=PUSH_GAP_S * 1000, help="push gap per stream, ms")
     parser.add_argument(
+        "--floor", action="store_true",
+        help="also run the rig without serve (paced_echo.py answers at once, paced): the round trips' floor",
+    )  # fmt: skip
+    parser.add_argument(
         "--baseline", metavar="REV",
         help=f"also run this git revision's serve, alternately with this tree's, in the same run (e.g. "
              f"{ISSUE_BASELINE['rev']}, the main that issue 9 measured)",
@@ -292,6 +311,8 @@ def main(argv: Optional[List[str]] = None) -> int:
         tmp = Path(tmpdir)
         if args.baseline:
             trees.insert(0, (args.baseline, extract(args.baseline, tmp)))
+        if args.floor:
+            trees.append((FLOOR, FLOOR))
         standin = StandinProcess()
         try:
             for run in range(args.runs):
@@ -318,6 +339,12 @@ def main(argv: Optional[List[str]] = None) -> int:
             if key in TARGET and args.baseline.startswith(ISSUE_BASELINE["rev"]):
                 line += f"  target x{TARGET[key] / ISSUE_BASELINE[key]:.2f}"
             print(line)
+    if args.floor:
+        floor = med[FLOOR]
+        print("the rig's floor (no serve: each all_feedback answered at once by paced_echo.py, 1 ms apart):")
+        for key in ("p95_ms", "p95_4_ms", "first_p50_ms"):
+            label, unit = LABELS[key]
+            print(f"  {label:52s} {floor[key]:8.2f} {unit:4s} serve adds {now[key] - floor[key]:6.2f} {unit}")
     print(f"load average after: {os.getloadavg()}")
     return 0
 

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Iterator, List, Tuple
 
 import pytest
-from service_helpers import analytics, dumps, query, request
+from service_helpers import USER, analytics, dumps, query, request, wait_for
 
 from practable_analytics.experiments import Registry
 from practable_analytics.service.frames import OP_TEXT
@@ -123,3 +123,51 @@ def test_the_loops_request_hint_wakes_the_window_or_spares_the_scan() -> None:
     start = time.monotonic()
     got = inbox.get_batch(100, 0.2, min_items=10)
     assert len(got) == 1 and time.monotonic() - start >= 0.19  # not looked at again: the timeout
+
+
+def test_a_request_with_nothing_of_its_student_held_is_answered_before_the_commit(tmp_path: Path) -> None:
+    """The window holds another student's event and the request's own: neither can change the
+    answer, so it goes out at once (no commit, no fsync on its path); both are committed when the
+    window ends, and the answer has the student's earlier, committed events."""
+    db = tmp_path / "w.db"
+    inbox = Inbox(1)
+    stored_at_answer: List[int] = []
+
+    class Counting(Capture):
+        def submit(self, messages: List[str], received: float) -> None:
+            stored_at_answer.append(query(db, "SELECT count(*) FROM events")[0][0])
+            super().submit(messages, received)
+
+    sender = Counting()
+    worker = Worker(
+        inbox=inbox,
+        make_processor=lambda: HandlerProcessor(db, Registry.load()),
+        names=["spin30"],
+        senders=[sender],  # type: ignore[list-item]
+        stream_stats=[StreamStats("spin30", "ws://h/ws/spin30")],
+        stats=WorkerStats(),
+        commit_window_s=0.3,
+        commit_min=64,
+    )
+    worker.start()
+    assert worker.ready.wait(5)
+    try:
+        inbox.put_nowait_many([item(analytics(1, "voltage")), item(analytics(2, "speed"))])
+        assert wait_for(lambda: worker.stats.messages == 2, 5)  # the student's events: committed
+        inbox.put_nowait_many([item(analytics(3, "voltage", user="other-student"))])
+        time.sleep(0.01)  # held in a new window
+        asked = time.time()
+        inbox.put_nowait_many([item(request("student_graph"))])
+        assert wait_for(lambda: bool(sender.answers), 5)
+        assert sender.at[0] - asked < 0.2  # well before the 0.3 s window ends
+        assert stored_at_answer == [2]  # answered before the other student's event was committed
+        assert '"from":"voltage_step","to":"speed_step"' in sender.answers[0][0][0]
+        assert worker.stats.messages == 2
+        assert wait_for(lambda: worker.stats.messages == 4, 5)  # then the window's commit: both
+        assert query(db, "SELECT type, user FROM events ORDER BY id")[2:] == [
+            ("analytics", "other-student"),
+            ("request", USER),
+        ]
+    finally:
+        inbox.close()
+        worker.join(10)

@@ -207,6 +207,23 @@ def _in_chain(e: Event) -> bool:
     )
 
 
+def _counted_feedback(e: Event) -> bool:
+    return (
+        e.type == "feedback"
+        and e.state is not None
+        and e.subject is not None
+        and e.user is not None
+        and e.exp is not None
+        and e.course is not None
+    )
+
+
+def changes_counts(e: Event) -> bool:
+    """True when storing ``e`` changes what answers read: its (user, exp, course)'s transition counts
+    (an analytics event of the chain) or feedback counts. Requests, logs, invalid frames do not."""
+    return _in_chain(e) or _counted_feedback(e)
+
+
 def _pairs(chain: Sequence[ChainItem], delta: Dict[Tuple[int, int], int], sign: int) -> None:
     for a, b in zip(chain, chain[1:]):
         pair = (a[2], b[2])
@@ -526,15 +543,8 @@ class Store:
             if _in_chain(e):
                 key = (str(e.user), str(e.exp), str(e.course))
                 chains.setdefault(key, []).append((t, event_id, node))  # type: ignore[arg-type]
-            elif (
-                e.type == "feedback"
-                and e.state is not None
-                and e.subject is not None
-                and e.user is not None
-                and e.exp is not None
-                and e.course is not None
-            ):
-                fkey = (e.user, e.exp, e.course, e.state, e.subject)
+            elif _counted_feedback(e):
+                fkey = (str(e.user), str(e.exp), str(e.course), str(e.state), str(e.subject))
                 feedback[fkey] = feedback.get(fkey, 0) + 1
         # The chain deltas are computed before the new rows exist, so every query sees the old chain.
         upserts: List[Tuple[Union[str, int], ...]] = []

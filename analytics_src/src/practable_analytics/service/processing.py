@@ -11,7 +11,7 @@ from practable_analytics.responses import encode
 from practable_analytics.service.stats import EventCounts
 from practable_analytics.service.syncer import Syncer
 from practable_analytics.service.worker import Processor, StoreUnavailableError
-from practable_analytics.store import Store, StoreError
+from practable_analytics.store import Store, StoreError, changes_counts
 
 # How long one commit waits for another process's write lock before it counts as failed. The worker
 # retries a failed commit with backoff, so a lock held longer costs a retry, not messages; waiting
@@ -49,6 +49,9 @@ class HandlerProcessor(Processor):
         with self._store.sync_deferred():
             self._write(events, received)
         self._unsynced = events
+
+    def changes_answers(self, event: Event) -> bool:
+        return changes_counts(event)
 
     def start_sync(self) -> None:
         self._syncer.start(self._store.sync_pending)

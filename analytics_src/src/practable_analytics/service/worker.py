@@ -3,8 +3,11 @@
 Each round it takes a batch from the inbox (round-robin over the streams, so one stream's flood
 only delays itself), validates every message, commits all of the batch's events in **one**
 transaction (group commit: a request never forces a commit of its own), then answers every request
-of the batch from the committed store. A request is therefore answered only after everything
-received before it on its stream, and everything in its batch, is committed.
+of the batch from the committed store. A request is therefore answered only after every event
+received before it that can change its answer is committed and on disk. When nothing held can (no
+analytics or feedback event of the same student, user/exp/course, waits for a commit: the usual case
+of a dashboard asking a while after the lab's last event), the answers go out at once, and the held
+events, the requests' own included, wait for the commit window as any others.
 
 Nothing received is lost while the process lives:
 
@@ -89,6 +92,11 @@ class Processor:
         is on disk, leaving that to ``start_sync``/``finish_sync``, which the worker calls around
         computing the answers (this default commits synced, as ``commit``)."""
         self.commit(events, received)
+
+    def changes_answers(self, event: "Event") -> bool:
+        """Whether committing ``event`` can change an answer to its student (default: always, so
+        every answer waits for the commit of everything held before it)."""
+        return True
 
     def start_sync(self) -> None:
         """Start what ``commit_for_answers`` left to do to make its commit durable (in the background)."""
@@ -211,6 +219,12 @@ class Worker(threading.Thread):
             if batch:
                 waiting = self._parse(processor, batch)
                 self._gather(processor, waiting)
+                while waiting and not self._needs_commit(processor, waiting):
+                    # Nothing held can change these answers: they go out now, and the window goes
+                    # on for what is held (the requests' own events included).
+                    self._submit(self._prepare(processor, waiting))
+                    waiting = []
+                    self._gather(processor, waiting)
                 self._commit_backlog(processor, waiting)
             elif inbox.closed and len(inbox) == 0:
                 break
@@ -229,7 +243,8 @@ class Worker(threading.Thread):
         """Commit window: while nothing waits for an answer and fewer than ``commit_min`` events are
         held, take what arrives until ``commit_window_s`` after the oldest held message was received.
         Per message the commit costs far less in a bigger transaction (one BEGIN, one chain lookup,
-        one fsync); a request arriving meanwhile ends the window at once."""
+        one fsync); a request arriving meanwhile ends it at once (``_loop`` answers it, and goes on
+        with the window, when nothing held can change its answer)."""
         inbox = self.inbox
         while (
             self._events
@@ -246,6 +261,19 @@ class Worker(threading.Thread):
             if not batch:
                 return
             waiting.extend(self._parse(processor, batch))
+
+    def _needs_commit(self, processor: Processor, waiting: List[Waiting]) -> bool:
+        """True when a held event could change an answer waiting here: one of the same student's
+        (user, exp, course) that changes what answers read (``Processor.changes_answers``). Error
+        answers read nothing. Otherwise every waiting answer is already what a commit would give."""
+        keys = set()
+        for _stream, _received, parsed, _key in waiting:
+            request = parsed.request
+            if request is not None and parsed.error is None:
+                keys.add((request.user, request.exp, request.course))
+        if not keys:
+            return False
+        return any((e.user, e.exp, e.course) in keys and processor.changes_answers(e) for e in self._events)
 
     def take(self, processor: Processor, batch: List[Item]) -> None:
         """While storage fails: hold the batch's events, answer its requests with the error."""
