@@ -33,6 +33,7 @@ numbers depend on the machine and its load (printed).
 import argparse
 import glob
 import json
+import math
 import os
 import statistics
 import subprocess
@@ -73,6 +74,12 @@ def process_cpu_ns(pid: int) -> int:
         except (OSError, ValueError, IndexError):
             continue  # a thread that ended meanwhile
     return total
+
+
+def median(values: List[float]) -> float:
+    """The median of the figures that exist (a run with no complete answer gives nan)."""
+    real = [v for v in values if not math.isnan(v)]
+    return statistics.median(real) if real else float("nan")
 
 
 def pct(values: List[float], q: float) -> float:
@@ -126,18 +133,19 @@ class Rig:
                 return [sys.executable, str(HERE / "paced_echo.py"), standin.url(name), str(status)]
             return serve_cmd(self.db, [standin.url(name)], status, status_interval=1.0)
 
-        self.procs = [
-            subprocess.Popen(cmd(n, st), env=env(None if src == FLOOR else src))
-            for n, st in zip(self.names, self.status)
-        ]
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if all(
-                any(s.get("connected") for s in status_of(st).get("streams", {}).values())
-                for st in self.status
-            ):
-                break
-            time.sleep(0.05)
+        # One after another, each once connected: revisions before the store retried its opening
+        # (issue 8) could exit on "database is locked" when four processes created the file at once.
+        self.procs: List[subprocess.Popen] = []  # type: ignore[type-arg]
+        self.students: List[List[relay_standin.WSClient]] = []
+        for name, status in zip(self.names, self.status):
+            proc = subprocess.Popen(cmd(name, status), env=env(None if src == FLOOR else src))
+            self.procs.append(proc)
+            deadline = time.monotonic() + 60
+            while not connected(status):
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    self.close()
+                    raise RuntimeError(f"{name}: did not connect (exit status {proc.poll()})")
+                time.sleep(0.02)
         # two students per stream
         self.students = [
             [relay_standin.WSClient.connect(standin.url(n)) for _ in range(2)] for n in self.names
@@ -322,7 +330,7 @@ def main(argv: Optional[List[str]] = None) -> int:
                         results.setdefault(name, {}).setdefault(key, []).append(value)
         finally:
             standin.stop()
-    med = {name: {key: statistics.median(v) for key, v in r.items()} for name, r in results.items()}
+    med = {name: {key: median(v) for key, v in r.items()} for name, r in results.items()}
     now = med["now"]
     print(f"median of {args.runs} runs:")
     for key, (label, unit) in LABELS.items():
