@@ -31,11 +31,7 @@ def item(message: object) -> Tuple[int, int, bytes, float]:
     return (0, OP_TEXT, dumps(message).encode(), time.time())
 
 
-@pytest.fixture
-def running(tmp_path: Path) -> Iterator[Tuple[Worker, Inbox, Capture, Path]]:
-    db = tmp_path / "w.db"
-    inbox = Inbox(1)
-    sender = Capture()
+def start_worker(db: Path, inbox: Inbox, sender: Capture, window_s: float) -> Worker:
     worker = Worker(
         inbox=inbox,
         make_processor=lambda: HandlerProcessor(db, Registry.load()),
@@ -43,10 +39,19 @@ def running(tmp_path: Path) -> Iterator[Tuple[Worker, Inbox, Capture, Path]]:
         senders=[sender],  # type: ignore[list-item]
         stream_stats=[StreamStats("spin30", "ws://h/ws/spin30")],
         stats=WorkerStats(),
-        commit_window_s=0.05,
+        commit_window_s=window_s,
         commit_min=64,
     )
     worker.start()
+    return worker
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[Tuple[Worker, Inbox, Capture, Path]]:
+    db = tmp_path / "w.db"
+    inbox = Inbox(1)
+    sender = Capture()
+    worker = start_worker(db, inbox, sender, 0.05)
     assert worker.ready.wait(5)
     yield worker, inbox, sender, db
     inbox.close()
@@ -139,17 +144,7 @@ def test_a_request_with_nothing_of_its_student_held_is_answered_before_the_commi
             super().submit(messages, received)
 
     sender = Counting()
-    worker = Worker(
-        inbox=inbox,
-        make_processor=lambda: HandlerProcessor(db, Registry.load()),
-        names=["spin30"],
-        senders=[sender],  # type: ignore[list-item]
-        stream_stats=[StreamStats("spin30", "ws://h/ws/spin30")],
-        stats=WorkerStats(),
-        commit_window_s=0.3,
-        commit_min=64,
-    )
-    worker.start()
+    worker = start_worker(db, inbox, sender, 0.3)
     assert worker.ready.wait(5)
     try:
         inbox.put_nowait_many([item(analytics(1, "voltage")), item(analytics(2, "speed"))])

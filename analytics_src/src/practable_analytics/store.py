@@ -196,26 +196,16 @@ def _reason(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
+def _keyed(e: Event) -> bool:
+    return e.user is not None and e.exp is not None and e.course is not None
+
+
 def _in_chain(e: Event) -> bool:
-    return (
-        e.type == "analytics"
-        and e.node is not None
-        and e.t is not None
-        and e.user is not None
-        and e.exp is not None
-        and e.course is not None
-    )
+    return e.type == "analytics" and e.node is not None and e.t is not None and _keyed(e)
 
 
 def _counted_feedback(e: Event) -> bool:
-    return (
-        e.type == "feedback"
-        and e.state is not None
-        and e.subject is not None
-        and e.user is not None
-        and e.exp is not None
-        and e.course is not None
-    )
+    return e.type == "feedback" and e.state is not None and e.subject is not None and _keyed(e)
 
 
 def changes_counts(e: Event) -> bool:
