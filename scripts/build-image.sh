@@ -204,20 +204,25 @@ build() {
 }
 
 if [ $# -eq 0 ]; then
-    # every scenario's images; where one cannot be built here, its stand-in scenario's
+    # every scenario's images; where one cannot be built here, its stand-in scenario's (each image
+    # once: the resolved list repeats most of them)
+    declare -A handled=()
     for s in $E2E_SCENARIOS; do
         for want in $("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" images "$s"); do
+            [ -n "${handled[$want]:-}" ] && continue
             if [ -n "$(standin_for "$s")" ]; then  # a failed build (e.g. a mirror's hiccup) falls back
-                ( build "$want" ) || log "WARNING: could not build $want: $(standin_for "$s") stands in for $s"
+                if ( build "$want" ); then handled[$want]=1
+                else log "WARNING: could not build $want: $(standin_for "$s") stands in for $s"; fi
             else
-                build "$want"
+                build "$want"; handled[$want]=1
             fi
         done
     done
     # shellcheck disable=SC2046
     for s in $(resolved_scenarios); do
         for want in $("$VENV/bin/python" "$ROOT/scripts/e2e_platforms.py" images "$s"); do
-            build "$want"
+            [ -n "${handled[$want]:-}" ] && continue
+            build "$want"; handled[$want]=1
         done
     done
     exit 0
