@@ -41,7 +41,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from bench_service import StandinProcess, env, serve_cmd, status_of, stop  # noqa: E402
 from service_helpers import SPINNER_LOGS, all_feedback, analytics, dumps, recv_responses, relay_standin  # noqa: E402
 
-ALL_FEEDBACK = ["student_graph", "comparison_graph", "task_identification", "indicators", "centroids"]
+from practable_analytics import responses  # noqa: E402
+
+ALL_FEEDBACK = list(responses.ALL_FEEDBACK)  # the five answers, in the order serve sends them
 
 
 def pct(values: List[float], q: float) -> float:

@@ -53,12 +53,14 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 from bench_service import StandinProcess, env, serve_cmd, status_of, stop  # noqa: E402
 from service_helpers import SPINNER_LOGS, all_feedback, analytics, dumps, query, relay_standin  # noqa: E402
 
+from practable_analytics import responses  # noqa: E402
+
 ORIGINAL = {"cpu_us": 180.6, "p95_ms": 38.4, "p95_4_ms": 82.0, "rss_mib": 120.6}
 TARGET = {"cpu_us": 15.0, "p95_ms": 5.5, "p95_4_ms": 7.0, "rss_mib": 30.0}
 # What issue 9 recorded for the main of its time (its own rig and machine): a same-run baseline of
 # that revision turns each target into a ratio this rig can check (target / recorded figure).
 ISSUE_BASELINE = {"rev": "245e2b9", "cpu_us": 31.4, "p95_ms": 9.76, "p95_4_ms": 15.8, "rss_mib": 39.2}
-ALL_FEEDBACK = ["student_graph", "comparison_graph", "task_identification", "indicators", "centroids"]
+ALL_FEEDBACK = list(responses.ALL_FEEDBACK)  # the five answers, in the order serve sends them
 STREAMS = 4
 FLOOR = "floor"  # the tree name of the rig without serve (--floor)
 PUSH_GAP_S = 0.0005

@@ -45,13 +45,15 @@ from service_helpers import (  # noqa: E402
     relay_standin,
 )
 
+from practable_analytics import responses  # noqa: E402
+
 ORIGINAL_CPU_US_PER_EVENT = 225.0
 ORIGINAL_P95_MS_AT_1K = 87.0
 ORIGINAL_RSS_MIB = 119.0
 BASELINE_IMPORTS = (
     "import websocket, pandas, networkx, matplotlib\nmatplotlib.use('Agg')\nimport matplotlib.pyplot\n"
 )
-ALL_FEEDBACK = ["student_graph", "comparison_graph", "task_identification", "indicators", "centroids"]
+ALL_FEEDBACK = list(responses.ALL_FEEDBACK)  # the five answers, in the order serve sends them
 
 
 def free_port() -> int:

@@ -17,9 +17,9 @@ sys.path.insert(0, str(HERE.parent / "tests"))
 
 from service_helpers import relay_standin  # noqa: E402
 
+from practable_analytics import responses  # noqa: E402
 from practable_analytics.service.threads import tighten_timer_slack  # noqa: E402
 
-CONTENTS = ["student_graph", "comparison_graph", "task_identification", "indicators", "centroids"]
 SPACING_S = 0.001
 
 
@@ -38,7 +38,7 @@ def main() -> int:
             continue
         user = json.loads(text).get("user")
         next_send = 0.0
-        for content in CONTENTS:
+        for content in responses.ALL_FEEDBACK:
             wait = next_send - time.perf_counter()
             if wait > 0:
                 time.sleep(wait)

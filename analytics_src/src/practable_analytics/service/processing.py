@@ -32,7 +32,6 @@ class HandlerProcessor(Processor):
         self._counts = counts  # committed events per stream and type (status file and metrics)
         self._syncer = Syncer()
         self._unsynced: Sequence[Event] = ()  # committed by commit_for_answers, counted after the sync
-        self._syncing = False
 
     def parse(self, stream: str, texts: Sequence[str]) -> List[Parsed]:
         return self._handler.parse_texts(texts, stream=stream)
@@ -55,14 +54,10 @@ class HandlerProcessor(Processor):
 
     def start_sync(self) -> None:
         self._syncer.start(self._store.sync_pending)
-        self._syncing = True
 
     def finish_sync(self) -> None:
-        if self._syncing:
-            self._syncing = False
-            self._syncer.wait()
-        else:  # never started (nothing to overlap with): sync here
-            self._store.sync_pending()
+        self._syncer.wait()  # at once if no job runs
+        self._store.sync_pending()  # nothing left once the job ran; the fsync itself if never started
         events, self._unsynced = self._unsynced, ()
         if self._counts is not None and events:
             self._counts.committed(events)
