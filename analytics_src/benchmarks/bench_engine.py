@@ -112,7 +112,7 @@ CHILD = r"""
 import json, os, sys, threading, time
 from practable_analytics.experiments import Registry
 from practable_analytics.service.frames import OP_TEXT
-from practable_analytics.service.inbox import Inbox
+from practable_analytics.service.inbox import Inbox, received_now
 from practable_analytics.service.processing import HandlerProcessor
 from practable_analytics.service.stats import StreamStats, WorkerStats
 from practable_analytics.service.worker import Worker
@@ -149,7 +149,7 @@ feeder_cpu = [0.0]
 def feed():
     c = time.thread_time()
     for data in frames:
-        inbox.put_nowait_many([(0, OP_TEXT, data, time.time())])
+        inbox.put_nowait_many([received_now(0, OP_TEXT, data)])
         time.sleep(gap)
     feeder_cpu[0] = time.thread_time() - c
 

@@ -130,11 +130,19 @@ class Serve:
     """``practable-analytics serve`` as a real subprocess (stderr captured to a file)."""
 
     def __init__(
-        self, tmp: Path, urls: Sequence[str], db: Path, *extra: str, env: Optional[Dict[str, str]] = None
+        self,
+        tmp: Path,
+        urls: Sequence[str],
+        db: Path,
+        *extra: str,
+        env: Optional[Dict[str, str]] = None,
+        launcher: Sequence[str] = ("-m", "practable_analytics.cli"),
     ):
+        """``launcher``: what runs the CLI, after the interpreter (wall_clock.py runs it with a wall
+        clock the test steps)."""
         self.status_file = tmp / f"status-{len(list(tmp.glob('status-*')))}.json"
         self.stderr_path = tmp / f"serve-{time.monotonic_ns()}.log"
-        args = [sys.executable, "-m", "practable_analytics.cli", "serve", "--db", str(db)]
+        args = [sys.executable, *launcher, "serve", "--db", str(db)]
         for url in urls:
             args += ["--stream", url]
         args += ["--status-file", str(self.status_file), "--status-interval", "0.1"]

@@ -11,7 +11,7 @@ from service_helpers import USER, analytics, dumps, query, request, wait_for
 
 from practable_analytics.experiments import Registry
 from practable_analytics.service.frames import OP_TEXT
-from practable_analytics.service.inbox import Inbox
+from practable_analytics.service.inbox import Inbox, Item, received_now
 from practable_analytics.service.processing import HandlerProcessor
 from practable_analytics.service.stats import StreamStats, WorkerStats
 from practable_analytics.service.worker import Worker
@@ -27,8 +27,8 @@ class Capture:
         self.at.append(time.time())
 
 
-def item(message: object) -> Tuple[int, int, bytes, float]:
-    return (0, OP_TEXT, dumps(message).encode(), time.time())
+def item(message: object) -> Item:
+    return received_now(0, OP_TEXT, dumps(message).encode())
 
 
 def start_worker(db: Path, inbox: Inbox, sender: Capture, window_s: float) -> Worker:

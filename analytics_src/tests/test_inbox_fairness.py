@@ -10,7 +10,7 @@ from practable_analytics.service.inbox import Inbox, Item
 
 
 def items(stream: int, n: int, first: int = 0) -> list:
-    return [(stream, OP_TEXT, b"m%d" % (first + i), float(first + i)) for i in range(n)]
+    return [(stream, OP_TEXT, b"m%d" % (first + i), float(first + i), float(first + i)) for i in range(n)]
 
 
 def test_a_flooded_stream_does_not_delay_another_streams_messages() -> None:
@@ -57,5 +57,5 @@ def test_put_nowait_many_after_close_is_ignored_and_room_is_false() -> None:
     inbox.close()
     inbox.put_nowait_many(items(0, 2))
     assert len(inbox) == 0 and inbox.room(0) is False
-    one: Item = (0, OP_TEXT, b"x", 0.0)
+    one: Item = (0, OP_TEXT, b"x", 0.0, 0.0)
     assert inbox.put(one) is False

@@ -177,8 +177,8 @@ def _pacing(spacing_s: float) -> Iterator[Tuple[Any, Any, "LoopRig"]]:
 def test_loop_paces_an_answer_so_the_relay_delivers_every_message_in_order() -> None:
     with _pacing(0.02) as (host, dash, rig):
         t0 = time.monotonic()
-        rig.sender.submit([f"a{i}" for i in range(5)], time.time())
-        rig.sender.submit(["b0", "b1"], time.time())
+        rig.sender.submit([f"a{i}" for i in range(5)], time.monotonic())
+        rig.sender.submit(["b0", "b1"], time.monotonic())
         got = _texts(dash, 7, 5.0)
         elapsed = time.monotonic() - t0
         _in_order_or_dropped(host, dash, got, ["a0", "a1", "a2", "a3", "a4", "b0", "b1"])
@@ -199,7 +199,7 @@ def test_loop_paces_short_gaps_without_rounding_them_to_whole_milliseconds() -> 
     # select() on the epoll descriptor; none goes out too early.
     with _pacing(0.002) as (host, dash, rig):
         t0 = time.monotonic()
-        rig.sender.submit([f"m{i}" for i in range(10)], time.time())
+        rig.sender.submit([f"m{i}" for i in range(10)], time.monotonic())
         got = _texts(dash, 10, 1.0)
         _in_order_or_dropped(host, dash, got, [f"m{i}" for i in range(10)])
         assert time.monotonic() - t0 >= 9 * 0.002 * 0.9  # nine gaps of at least the spacing
@@ -245,7 +245,7 @@ def test_loop_answers_wait_for_a_connection_then_expire() -> None:
         port = probe.getsockname()[1]  # nothing listens here yet: the loop's attempts are refused
     try:
         with LoopRig(f"ws://127.0.0.1:{port}/ws/s", ttl_s=1.5) as rig:
-            rig.sender.submit(["late"], time.time())  # not connected: waits
+            rig.sender.submit(["late"], time.monotonic())  # not connected: waits
             time.sleep(0.3)
             proxy = Forwarder(host.port, port=port)  # the relay is reachable from now on
             try:
@@ -253,7 +253,7 @@ def test_loop_answers_wait_for_a_connection_then_expire() -> None:
                 assert wait_for(lambda: rig.stats.connected, 2)
                 proxy.close()
                 assert wait_for(lambda: not rig.stats.connected, 3)
-                rig.sender.submit(["lost"], time.time())
+                rig.sender.submit(["lost"], time.monotonic())
                 assert wait_for(lambda: rig.stats.errors().get("answer_expired") == 1, 4), (
                     rig.stats.errors(),
                     rig.stats.connected,
@@ -275,7 +275,7 @@ def test_loop_stop_drains_within_the_budget_and_counts_the_rest() -> None:
         rig.loop.start()
         assert wait_for(lambda: rig.stats.connected, 5)
         for i in range(40):
-            rig.sender.submit([str(i)], time.time())
+            rig.sender.submit([str(i)], time.monotonic())
         rig.loop.stop_reading()
         rig.sender.stop(drain_s=0.3)
         assert rig.loop.drained.wait(3.0)
@@ -291,7 +291,7 @@ def test_loop_answer_backlog_is_bounded() -> None:
     stats = StreamStats("s", "ws://127.0.0.1:9/ws/s")
     sender = Sender("s", stats, max_pending=5)
     for i in range(8):
-        sender.submit([str(i)], time.time())
+        sender.submit([str(i)], time.monotonic())
     assert stats.errors() == {"answer_overflow": 3} and sender.pending() == 5
     assert [sender.take().messages for _ in range(5)] == [["3"], ["4"], ["5"], ["6"], ["7"]]  # type: ignore[union-attr]
 

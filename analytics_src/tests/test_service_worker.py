@@ -2,7 +2,6 @@
 undecodable frames, answers routed to the stream they were asked on."""
 
 import json
-import time
 from pathlib import Path
 from typing import Iterator, List, Tuple
 
@@ -12,7 +11,7 @@ from service_helpers import USER, all_feedback, analytics, dumps, query, request
 
 from practable_analytics.experiments import Registry
 from practable_analytics.service.frames import OP_BINARY, OP_TEXT
-from practable_analytics.service.inbox import Inbox
+from practable_analytics.service.inbox import Inbox, Item, received_now
 from practable_analytics.service.processing import HandlerProcessor
 from practable_analytics.service.stats import StreamStats, WorkerStats
 from practable_analytics.service.worker import Worker
@@ -45,9 +44,9 @@ def setup(tmp_path: Path) -> Iterator[Tuple[Worker, HandlerProcessor, List[Captu
     processor.close()
 
 
-def item(stream: int, message: object, opcode: int = OP_TEXT) -> Tuple[int, int, bytes, float]:
+def item(stream: int, message: object, opcode: int = OP_TEXT) -> Item:
     data = message if isinstance(message, bytes) else dumps(message).encode()
-    return (stream, opcode, data, time.time())
+    return received_now(stream, opcode, data)
 
 
 def test_request_on_one_stream_sees_events_received_before_it_on_another(setup) -> None:  # type: ignore[no-untyped-def]
@@ -67,7 +66,7 @@ def test_request_on_one_stream_sees_events_received_before_it_on_another(setup) 
         ("voltage_step", "speed_step"),
         ("speed_step", "position_step"),
     ]
-    assert received == batch[2][3]
+    assert received == batch[2][4]  # the request's receive time, on the monotonic clock
     rows = query(db, "SELECT stream, type, t FROM events ORDER BY id")
     assert rows == [("spin30", "analytics", 1), ("spin30", "analytics", 2), ("spin31", "request", 1),
                     ("spin30", "analytics", 3)]  # fmt: skip

@@ -14,7 +14,7 @@ from service_helpers import analytics, dumps, request
 from practable_analytics import store as store_module
 from practable_analytics.experiments import Registry
 from practable_analytics.service.frames import OP_TEXT
-from practable_analytics.service.inbox import Inbox
+from practable_analytics.service.inbox import Inbox, received_now
 from practable_analytics.service.processing import HandlerProcessor
 from practable_analytics.service.stats import EventCounts, StreamStats, WorkerStats
 from practable_analytics.service.syncer import Syncer
@@ -70,9 +70,8 @@ def test_answers_are_computed_during_the_fsync_and_sent_after_it(
     )
     worker.start()
     assert worker.ready.wait(5)
-    now = time.time()
     frames = [analytics(1, "voltage"), analytics(2, "speed"), request("student_graph")]
-    inbox.put_nowait_many([(0, OP_TEXT, dumps(m).encode(), now) for m in frames])
+    inbox.put_nowait_many([received_now(0, OP_TEXT, dumps(m).encode()) for m in frames])
     deadline = time.monotonic() + 5
     while not sender.answers and time.monotonic() < deadline:
         time.sleep(0.005)

@@ -29,9 +29,17 @@ from practable_analytics.service.config import ServeConfig
 
 LOG = logging.getLogger(__name__)
 
-# (stream index, websocket opcode, payload, receive time in epoch seconds)
-Item = Tuple[int, int, bytes, float]
+# (stream index, websocket opcode, payload, receive time in epoch seconds, receive time on the
+# monotonic clock). The epoch time is what the store keeps (received_at); every duration (the commit
+# window, commit and answer latencies) is measured on the monotonic clock, which a step of the wall
+# clock (NTP, a Raspberry Pi without RTC setting its time) cannot move.
+Item = Tuple[int, int, bytes, float, float]
 REQUEST_MARK = b"request"
+
+
+def received_now(stream: int, opcode: int, payload: bytes) -> Item:
+    """An item received now (the event loop stamps a whole read's frames itself, inline)."""
+    return (stream, opcode, payload, time.time(), time.monotonic())
 
 
 class Inbox:

@@ -596,6 +596,7 @@ class Loop(threading.Thread):
         if not frames:
             return
         now = time.time()
+        mono = time.monotonic()
         index = stream.index
         n = 0
         size = 0
@@ -603,7 +604,7 @@ class Loop(threading.Thread):
         asked = False
         for opcode, payload in frames:
             if opcode == OP_TEXT or opcode == OP_BINARY:  # noqa: PLR1714 (hot path: no tuple)
-                items.append((index, opcode, payload, now))
+                items.append((index, opcode, payload, now, mono))
                 n += 1
                 size += len(payload)
                 if REQUEST_MARK in payload:
@@ -619,7 +620,7 @@ class Loop(threading.Thread):
             stats.received_bytes += size
             stats.last_event = now
             if asked:
-                self._asked = time.monotonic()
+                self._asked = mono
                 self._round_asked = True
         if closing is not None and stream.state == OPEN:
             self._write(stream, client_frame(OP_CLOSE, closing))
@@ -739,7 +740,7 @@ class Loop(threading.Thread):
             if answer.next >= len(answer.messages):
                 sender.current = None
                 stream.stats.answers_sent += 1
-                stream.stats.answer_latencies.append(time.time() - answer.received)
+                stream.stats.answer_latencies.append(time.monotonic() - answer.received)
 
     def _pump_timer(self, stream: Stream) -> None:
         stream.pump_at = None

@@ -26,7 +26,7 @@ class Answer:
 
     def __init__(self, deadline: float, received: float, messages: List[str]) -> None:
         self.deadline = deadline  # time.monotonic() after which nobody waits for it
-        self.received = received  # the request's receive time, epoch s
+        self.received = received  # the request's receive time, monotonic clock (s)
         self.messages = messages
         self.next = 0  # index of the next message to send
 
@@ -67,11 +67,12 @@ class Sender:
     # -- the seam: worker thread (any thread) --------------------------------------------------
     def submit(self, messages: List[str], received: Optional[float] = None) -> None:
         """Queue one answer (its messages already encoded) to go out in order; received is the
-        request's receive time (epoch s), for the answer latency figures. Never blocks."""
+        request's receive time on the monotonic clock (``time.monotonic()``, default: now), for the
+        answer latency figures. Never blocks."""
         if not messages:
             return
-        when = time.time() if received is None else received
-        answer = Answer(time.monotonic() + self.ttl_s, when, messages)
+        now = time.monotonic()
+        answer = Answer(now + self.ttl_s, now if received is None else received, messages)
         with self._lock:
             if len(self._answers) >= self.max_pending:
                 # Requests arrive faster than paced answers can go out: the oldest answer is the

@@ -119,9 +119,9 @@ class Processor:
 
 
 # A message waiting for the commit of its batch before it is answered:
-# (stream index, receive time, parsed message, merge key or None)
+# (stream index, receive time on the monotonic clock, parsed message, merge key or None)
 Waiting = Tuple[int, float, "Parsed", Optional[Tuple[Any, ...]]]
-# An answer ready to go: (stream index, its encoded messages, the request's receive time)
+# An answer ready to go: (stream index, its encoded messages, the request's monotonic receive time)
 Ready = Tuple[int, List[str], float]
 
 
@@ -162,7 +162,8 @@ class Worker(threading.Thread):
         self.abandon = threading.Event()  # set by the runner at the stop deadline: give up retrying
         # received, parsed, not yet committed (in arrival order)
         self._events: List[Event] = []
-        self._times: List[float] = []
+        self._times: List[float] = []  # receive times, epoch s (stored as received_at)
+        self._mono: List[float] = []  # the same on the monotonic clock (window and latency)
         self._streams: List[int] = []
         self._bytes: List[int] = []
         self._retry_at = 0.0
@@ -253,7 +254,7 @@ class Worker(threading.Thread):
             and not inbox.closed
             and not self.abandon.is_set()
         ):
-            left = self._times[0] + self.commit_window_s - time.time()
+            left = self._mono[0] + self.commit_window_s - time.monotonic()
             if left <= 0:
                 return
             held = len(self._events)
@@ -287,7 +288,7 @@ class Worker(threading.Thread):
         run_items: List[Item] = []
         current = batch[0][0]
         for item in batch:
-            stream, opcode, data, _received = item
+            stream, opcode, data = item[0], item[1], item[2]
             if stream != current:
                 self._parse_run(processor, current, run_texts, run_items, waiting)
                 current = stream
@@ -341,13 +342,14 @@ class Worker(threading.Thread):
             if request is not None and p.error is None:
                 key = (stream, request.user, request.exp, request.course, request.content,
                        json.dumps(request.payload, sort_keys=True, default=repr))  # fmt: skip
-            waiting.append((stream, item[3], p, key))
+            waiting.append((stream, item[4], p, key))
         del texts[:]
         del items[:]
 
     def _hold(self, event: "Event", item: Item) -> None:
         self._events.append(event)
         self._times.append(item[3])
+        self._mono.append(item[4])
         self._streams.append(item[0])
         self._bytes.append(len(item[2]))
 
@@ -450,10 +452,11 @@ class Worker(threading.Thread):
             stream_stats[s].stored += count
         stats.messages += n
         stats.batches += 1
-        stats.max_commit_latency_s = max(stats.max_commit_latency_s, now - self._times[0])
+        stats.max_commit_latency_s = max(stats.max_commit_latency_s, time.monotonic() - self._mono[0])
         stats.last_commit = now
         del self._events[:n]
         del self._times[:n]
+        del self._mono[:n]
         del self._streams[:n]
         del self._bytes[:n]
         if self._failing:
