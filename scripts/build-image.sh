@@ -5,6 +5,9 @@
 #                    The archive's key is taken from Ubuntu's ubuntu-keyring package and used only when its
 #                    fingerprint is the one pinned below. Skipped with a message when the archive is not
 #                    reachable (its scenario then skips, and py38 stands in for it).
+#   jammy, noble     Ubuntu 22.04 (Python 3.10, systemd 249) and 24.04 (Python 3.12, systemd 255), from the
+#                    same archive with the same key; skipped the same way (the platforms scenario then runs
+#                    without them). A debootstrap that does not know a suite gets Ubuntu's common script.
 #   bullseye         Debian 11: Python 3.9, systemd 247, glibc 2.31 (the Debian nearest Ubuntu 20.04)
 #   bookworm         Debian 12: Python 3.11, systemd 252 (Raspberry Pi OS 12)
 #   trixie           Debian 13: Python 3.13, systemd 257
@@ -23,12 +26,12 @@ source "$(dirname "$0")/lib.sh"
 
 MIRROR="${DEBIAN_MIRROR:-http://deb.debian.org/debian}"
 UBUNTU_MIRROR="${UBUNTU_MIRROR:-http://archive.ubuntu.com/ubuntu}"
-# "Ubuntu Archive Automatic Signing Key (2018)", which signs focal's Release file.
+# "Ubuntu Archive Automatic Signing Key (2018)", which signs the Release files of focal, jammy and noble.
 UBUNTU_KEY_FPR="F6ECB3762474EDA9D21B7022871920D1991BC93C"
 UBUNTU_KEYRING_DEB="pool/main/u/ubuntu-keyring/ubuntu-keyring_2020.02.11.2_all.deb"
 # What the roles need on a target that would otherwise come from the internet. Kept small.
 PACKAGES="systemd,systemd-sysv,dbus,python3,python3-apt,python3-venv,python3-packaging,ca-certificates,sudo,git,acl,iproute2,procps,ufw,iptables,netbase"
-FLAVOURS="bullseye bookworm trixie bullseye-legacy bookworm-py38 focal"
+FLAVOURS="bullseye bookworm trixie bullseye-legacy bookworm-py38 focal jammy noble"
 FORCE=""
 [ "${1:-}" = "--force" ] && { FORCE=1; shift; }
 if [ "${1:-}" = "--remove" ]; then
@@ -44,15 +47,16 @@ suite_of() {
         bullseye|bullseye-legacy) echo bullseye ;;
         bookworm|bookworm-py38) echo bookworm ;;
         trixie) echo trixie ;;
-        focal) echo focal ;;
+        focal|jammy|noble) echo "$1" ;;
         *) return 1 ;;
     esac
 }
 
-is_ubuntu() { case "$1" in focal) return 0 ;; *) return 1 ;; esac; }
+is_ubuntu() { case "$1" in focal|jammy|noble) return 0 ;; *) return 1 ;; esac; }
 
+# ubuntu_reachable SUITE
 ubuntu_reachable() {
-    curl -fsS -m 10 -o /dev/null "$UBUNTU_MIRROR/dists/focal/Release" 2>/dev/null
+    curl -fsS -m 10 -o /dev/null "$UBUNTU_MIRROR/dists/$1/Release" 2>/dev/null
 }
 
 # ubuntu_keyring: $CACHE/ubuntu-archive-2018.gpg, the one archive key, from Ubuntu's keyring package
@@ -76,12 +80,17 @@ ubuntu_keyring() {
 # rootfs SUITE: the cached root filesystem tarball of SUITE, built once with debootstrap.
 rootfs() {
     local suite="$1" tarball="$CACHE/rootfs-$1.tar" dir mirror="$MIRROR" components="main"
-    local extra=()
+    local extra=() script=()
     if [ -s "$tarball" ] && [ -z "$FORCE" ]; then
         log "reusing cached root filesystem $tarball"; return 0
     fi
     command -v debootstrap >/dev/null || die "debootstrap missing: run scripts/setup.sh first"
-    [ -e "/usr/share/debootstrap/scripts/$suite" ] || die "this debootstrap does not know $suite (/usr/share/debootstrap/scripts): link it to sid"
+    if [ ! -e "/usr/share/debootstrap/scripts/$suite" ]; then
+        # Debian 12's debootstrap knows Ubuntu up to jammy; every Ubuntu suite since uses gutsy's script
+        is_ubuntu "$suite" && [ -e /usr/share/debootstrap/scripts/gutsy ] \
+            || die "this debootstrap does not know $suite (/usr/share/debootstrap/scripts): link it to sid"
+        script=(/usr/share/debootstrap/scripts/gutsy)
+    fi
     if is_ubuntu "$suite"; then
         ubuntu_keyring
         mirror="$UBUNTU_MIRROR"; components="main,universe"
@@ -90,7 +99,7 @@ rootfs() {
     dir="$(mktemp -d "$CACHE/rootfs.XXXXXX")"
     chmod 0755 "$dir"  # becomes the image's /
     log "debootstrap $suite minbase into $dir (about 2 min)"
-    $SUDO debootstrap --variant=minbase "${extra[@]}" --include="$PACKAGES" "$suite" "$dir" "$mirror" >"$CACHE/debootstrap-$suite.log" 2>&1 \
+    $SUDO debootstrap --variant=minbase "${extra[@]}" --include="$PACKAGES" "$suite" "$dir" "$mirror" "${script[@]}" >"$CACHE/debootstrap-$suite.log" 2>&1 \
         || { tail -30 "$CACHE/debootstrap-$suite.log" >&2; $SUDO rm -rf "$dir"; die "debootstrap $suite failed (log: $CACHE/debootstrap-$suite.log)"; }
     # Container-friendly trims: no getty on a console nobody reads, apt caches emptied, a machine-id
     # created at boot.
@@ -100,7 +109,8 @@ rootfs() {
     $SUDO rm -rf "$dir"/var/lib/apt/lists/* "$dir"/var/cache/apt/*.bin
     : | $SUDO tee "$dir/etc/machine-id" >/dev/null
     $SUDO rm -f "$dir/etc/apt/sources.list.d/debian.sources"
-    if is_ubuntu "$suite"; then  # updates and security too, as a real 20.04 host has them
+    $SUDO rm -f "$dir/etc/apt/sources.list.d/ubuntu.sources"  # noble's deb822 form of the same list
+    if is_ubuntu "$suite"; then  # updates and security too, as a real Ubuntu host has them
         printf 'deb %s %s main universe\n' "$mirror" "$suite" "$mirror" "$suite-updates" "$mirror" "$suite-security" \
             | $SUDO tee "$dir/etc/apt/sources.list" >/dev/null
     else
@@ -177,7 +187,7 @@ build() {
     if [ -z "$suite" ]; then
         die "image $image does not exist and is not one this script builds (localhost/<flavour>-systemd, flavours: $FLAVOURS)"
     fi
-    if [ "$flavour" = focal ] && ! ubuntu_reachable; then
+    if is_ubuntu "$flavour" && ! ubuntu_reachable "$suite"; then
         log "Ubuntu's archive ($UBUNTU_MIRROR) is not reachable: not building $image, its scenario will skip"
         return 0
     fi

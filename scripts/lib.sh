@@ -9,10 +9,10 @@ ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 CACHE="${PRACTABLE_CACHE:-$ROOT/.cache}"
 VENV="${PRACTABLE_VENV:-$ROOT/.venv}"
 COLLECTIONS="$ROOT/.collections"
-E2E_SCENARIOS="${MOLECULE_SCENARIOS:-default platforms focal}"
-# A scenario whose image cannot be had here and the one that stands in for it: focal needs Ubuntu's
-# archive (scripts/build-image.sh); py38 gives the same CPython 3.8 path on bookworm.
-E2E_STANDINS="focal:py38"
+E2E_SCENARIOS="${MOLECULE_SCENARIOS:-default platforms ubuntu}"
+# A scenario whose image cannot be had here and the one that stands in for it: ubuntu needs Ubuntu's
+# archive (scripts/build-image.sh); py38 gives Ubuntu 20.04's CPython 3.8 path on bookworm.
+E2E_STANDINS="ubuntu:py38"
 # standin_for SCENARIO: the scenario that stands in for it, or nothing
 standin_for() {
     local pair

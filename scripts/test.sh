@@ -4,8 +4,9 @@
 #   lint      ruff (analytics_src, relay stand-in, plugins, e2e scripts), scripts/collection-checks.sh
 #   unit      pytest tests/unit tests/relay_standin, pytest analytics_src/tests; analytics and stand-in again on Python 3.8
 #   molecule  molecule test of each scenario (converge, idempotence, end-to-end verify): default,
-#             platforms (bookworm single-process, trixie, bullseye-legacy in parallel), focal (a real Ubuntu
-#             20.04; where Ubuntu's archive is out of reach, py38 stands in: bookworm with a CPython 3.8)
+#             platforms (bookworm single-process, trixie, bullseye-legacy in parallel), ubuntu (real Ubuntu
+#             20.04, 22.04 and 24.04 in parallel; where Ubuntu's archive is out of reach, py38 stands in:
+#             bookworm with a CPython 3.8)
 # Env: PYTEST_WORKERS (default: the number of cores, at most 4) for the analytics suites.
 # Env: TEST_STEPS (default "lint unit molecule"), MOLECULE_SCENARIOS (default: scripts/lib.sh).
 source "$(dirname "$0")/lib.sh"
