@@ -6,8 +6,9 @@
 #                    fingerprint is the one pinned below. Skipped with a message when the archive is not
 #                    reachable (its scenario then skips, and py38 stands in for it).
 #   jammy, noble     Ubuntu 22.04 (Python 3.10, systemd 249) and 24.04 (Python 3.12, systemd 255), from the
-#                    same archive with the same key; skipped the same way (the platforms scenario then runs
-#                    without them). A debootstrap that does not know a suite gets Ubuntu's common script.
+#                    same archive with the same key, for the ubuntu scenario beside focal; skipped the same
+#                    way (py38 then stands in for that scenario). A debootstrap that does not know a suite
+#                    gets Ubuntu's common script.
 #   bullseye         Debian 11: Python 3.9, systemd 247, glibc 2.31 (the Debian nearest Ubuntu 20.04)
 #   bookworm         Debian 12: Python 3.11, systemd 252 (Raspberry Pi OS 12)
 #   trixie           Debian 13: Python 3.13, systemd 257
