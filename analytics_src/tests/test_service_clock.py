@@ -25,8 +25,6 @@ from service_helpers import (
 )
 from wall_clock import set_offset
 
-from practable_analytics.service.worker import COMMIT_WINDOW_S
-
 LAUNCHER = (str(Path(__file__).with_name("wall_clock.py")),)
 HOUR = 3600.0
 
@@ -98,8 +96,9 @@ def test_wall_clock_steps_hold_nothing_past_the_window_and_report_true_latencies
 
         assert wait_for(answered, 5), status
         worker = status["worker"]
-        # the forward step came while events were held: a wall-clock latency would be hours
-        assert worker["max_commit_latency_ms"] < 1000 * max(1.0, 20 * COMMIT_WINDOW_S), worker
+        # the forward step came while events were held: a wall-clock latency would be hours (the
+        # commit window is COMMIT_WINDOW_S, 25 ms; a second leaves room for a loaded CI machine)
+        assert worker["max_commit_latency_ms"] < 1000.0, worker
         latency = status["streams"]["spin30"]["answer_latency_ms"]
         assert latency["max"] is not None and latency["max"] < 1000.0, latency
         ui.close()
